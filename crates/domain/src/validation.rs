@@ -1,0 +1,718 @@
+//! Data-quality rules (DESIGN §5) as pure functions over sorted bars of one symbol. Each rule
+//! returns [`Finding`]s: a stable rule id, a severity, the bar's `ts` and a human detail.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::Days;
+use serde::{Deserialize, Serialize};
+
+use crate::bar::Bar;
+use crate::calendar::{Session, SessionKind, TradingCalendar, ny_date, ny_time_hhmm};
+use crate::error::DomainError;
+use crate::resample::bucket_start;
+use crate::symbol::Symbol;
+use crate::time::{DateRange, NANOS_PER_MINUTE, Timestamp};
+use crate::timeframe::Timeframe;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a defect.
+    Info,
+    /// Suspicious; may be real market behaviour.
+    Warning,
+    /// The data is wrong or incomplete.
+    Error,
+}
+
+impl Severity {
+    /// Lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stable identifier of a rule, as written in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum RuleId {
+    /// `high < low`.
+    HighBelowLow,
+    /// `high < open`.
+    HighBelowOpen,
+    /// `high < close`.
+    HighBelowClose,
+    /// `low > open`.
+    LowAboveOpen,
+    /// `low > close`.
+    LowAboveClose,
+    /// A price of zero (or below, if a store held one).
+    NonPositivePrice,
+    /// `ts` is not at the start of a frame bucket.
+    MisalignedTs,
+    /// The same `ts` twice.
+    DuplicateTs,
+    /// `ts` lower than the previous bar's.
+    UnsortedTs,
+    /// A bar outside the session hours the job asked for.
+    OutsideSession,
+    /// A move from the previous close above the threshold.
+    PriceJump,
+    /// Volume far above the symbol's typical volume.
+    VolumeOutlier,
+    /// A long run of bars with zero volume.
+    ZeroVolumeRun,
+    /// Minutes of a session with no bar.
+    MissingMinutes,
+    /// A session with no bar at all.
+    MissingSession,
+    /// Two providers disagree on a bar's close beyond tolerance.
+    ProviderDisagreement,
+}
+
+impl RuleId {
+    /// Every rule.
+    pub const ALL: [Self; 16] = [
+        Self::HighBelowLow,
+        Self::HighBelowOpen,
+        Self::HighBelowClose,
+        Self::LowAboveOpen,
+        Self::LowAboveClose,
+        Self::NonPositivePrice,
+        Self::MisalignedTs,
+        Self::DuplicateTs,
+        Self::UnsortedTs,
+        Self::OutsideSession,
+        Self::PriceJump,
+        Self::VolumeOutlier,
+        Self::ZeroVolumeRun,
+        Self::MissingMinutes,
+        Self::MissingSession,
+        Self::ProviderDisagreement,
+    ];
+
+    /// The id written in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HighBelowLow => "ohlc_high_below_low",
+            Self::HighBelowOpen => "ohlc_high_below_open",
+            Self::HighBelowClose => "ohlc_high_below_close",
+            Self::LowAboveOpen => "ohlc_low_above_open",
+            Self::LowAboveClose => "ohlc_low_above_close",
+            Self::NonPositivePrice => "non_positive_price",
+            Self::MisalignedTs => "misaligned_ts",
+            Self::DuplicateTs => "duplicate_ts",
+            Self::UnsortedTs => "unsorted_ts",
+            Self::OutsideSession => "outside_session",
+            Self::PriceJump => "price_jump",
+            Self::VolumeOutlier => "volume_outlier",
+            Self::ZeroVolumeRun => "zero_volume_run",
+            Self::MissingMinutes => "missing_minutes",
+            Self::MissingSession => "missing_session",
+            Self::ProviderDisagreement => "provider_disagreement",
+        }
+    }
+
+    /// The severity the rule reports with.
+    pub const fn severity(self) -> Severity {
+        match self {
+            Self::PriceJump
+            | Self::VolumeOutlier
+            | Self::ZeroVolumeRun
+            | Self::MissingMinutes
+            | Self::ProviderDisagreement => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<RuleId> for &'static str {
+    fn from(r: RuleId) -> Self {
+        r.as_str()
+    }
+}
+
+impl FromStr for RuleId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown validation rule {s:?}"))
+    }
+}
+
+impl TryFrom<String> for RuleId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// One thing a rule found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The bar (or, for missing data, the first missing instant).
+    pub ts: Timestamp,
+    /// Which rule.
+    pub rule: RuleId,
+    /// How bad.
+    pub severity: Severity,
+    /// What exactly, for a human.
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(symbol: Symbol, ts: Timestamp, rule: RuleId, detail: String) -> Self {
+        Self {
+            symbol,
+            ts,
+            rule,
+            severity: rule.severity(),
+            detail,
+        }
+    }
+}
+
+/// Thresholds of the statistical rules (the config's `validation` section).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationThresholds {
+    /// A bar whose high or low is further than this percentage from the previous close.
+    pub price_jump_pct: f64,
+    /// A bar whose robust z-score of log volume exceeds this.
+    pub volume_outlier_score: f64,
+    /// This many consecutive zero-volume bars or more form a run.
+    pub zero_volume_run: u32,
+    /// Which hours bars must lie in.
+    pub session: SessionKind,
+}
+
+impl Default for ValidationThresholds {
+    fn default() -> Self {
+        Self {
+            price_jump_pct: 10.0,
+            volume_outlier_score: 8.0,
+            zero_volume_run: 30,
+            session: SessionKind::Regular,
+        }
+    }
+}
+
+/// Price consistency of each bar: OHLC relations and positive prices.
+pub fn check_prices(bars: &[Bar]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for b in bars {
+        let mut flag = |rule, detail: String| out.push(Finding::new(b.symbol, b.ts, rule, detail));
+        if b.high < b.low {
+            flag(RuleId::HighBelowLow, format!("high {} < low {}", b.high, b.low));
+        }
+        if b.high < b.open {
+            flag(RuleId::HighBelowOpen, format!("high {} < open {}", b.high, b.open));
+        }
+        if b.high < b.close {
+            flag(RuleId::HighBelowClose, format!("high {} < close {}", b.high, b.close));
+        }
+        if b.low > b.open {
+            flag(RuleId::LowAboveOpen, format!("low {} > open {}", b.low, b.open));
+        }
+        if b.low > b.close {
+            flag(RuleId::LowAboveClose, format!("low {} > close {}", b.low, b.close));
+        }
+        let non_positive: Vec<&str> = [
+            ("open", b.open),
+            ("high", b.high),
+            ("low", b.low),
+            ("close", b.close),
+        ]
+        .into_iter()
+        .filter(|(_, p)| !p.is_positive())
+        .map(|(name, _)| name)
+        .collect();
+        if !non_positive.is_empty() {
+            flag(
+                RuleId::NonPositivePrice,
+                format!("non-positive {}", non_positive.join(", ")),
+            );
+        }
+    }
+    out
+}
+
+/// Timestamps: aligned to the frame, strictly increasing, unique.
+pub fn check_timestamps(bars: &[Bar], frame: Timeframe) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut prev: Option<Timestamp> = None;
+    for b in bars {
+        let aligned = bucket_start(frame, b.ts);
+        if aligned != b.ts {
+            out.push(Finding::new(
+                b.symbol,
+                b.ts,
+                RuleId::MisalignedTs,
+                format!("not at the start of a {frame} bucket (expected {aligned})"),
+            ));
+        }
+        if let Some(p) = prev {
+            if b.ts == p {
+                out.push(Finding::new(b.symbol, b.ts, RuleId::DuplicateTs, "same ts as the previous bar".into()));
+            } else if b.ts < p {
+                out.push(Finding::new(
+                    b.symbol,
+                    b.ts,
+                    RuleId::UnsortedTs,
+                    format!("earlier than the previous bar at {p}"),
+                ));
+            }
+        }
+        prev = Some(prev.map_or(b.ts, |p| p.max(b.ts)));
+    }
+    out
+}
+
+/// Sessions covering the New York dates from a day before `first` to a day after `last`.
+fn sessions_around(
+    calendar: &TradingCalendar,
+    first: Timestamp,
+    last: Timestamp,
+) -> Result<Vec<Session>, DomainError> {
+    let start = ny_date(first);
+    let end = ny_date(last);
+    let start = start.checked_sub_days(Days::new(1)).unwrap_or(start);
+    let end = end.checked_add_days(Days::new(1)).unwrap_or(end);
+    calendar.sessions(DateRange::new(start, end)?)
+}
+
+/// Bars outside the requested session hours (holidays, weekends, after the close). For
+/// frames wider than a minute, a bar counts as inside when its bucket overlaps the hours.
+pub fn check_session_hours(
+    bars: &[Bar],
+    frame: Timeframe,
+    calendar: &TradingCalendar,
+    kind: SessionKind,
+) -> Result<Vec<Finding>, DomainError> {
+    let (Some(first), Some(last)) = (
+        bars.iter().map(|b| b.ts).min(),
+        bars.iter().map(|b| b.ts).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let sessions = sessions_around(calendar, first, last)?;
+    let width = frame.intraday_nanos();
+    let mut out = Vec::new();
+    for b in bars {
+        let inside = match width {
+            None => sessions.binary_search_by_key(&ny_date(b.ts), |s| s.date).is_ok(),
+            Some(w) => {
+                let end = b.ts.saturating_add_nanos(w);
+                // The first session whose end is after the bar's start.
+                let i = sessions.partition_point(|s| s.bounds(kind).1 <= b.ts);
+                sessions
+                    .get(i)
+                    .is_some_and(|s| s.bounds(kind).0 < end)
+            }
+        };
+        if !inside {
+            let date = ny_date(b.ts);
+            let why = match calendar.day_status(date)? {
+                crate::calendar::DayStatus::Open | crate::calendar::DayStatus::EarlyClose => {
+                    format!("{} ET is outside {} hours of {date}", ny_time_hhmm(b.ts), kind.as_str())
+                }
+                status => format!("{date} is not a session ({status:?})"),
+            };
+            out.push(Finding::new(b.symbol, b.ts, RuleId::OutsideSession, why));
+        }
+    }
+    Ok(out)
+}
+
+/// Moves from the previous bar's close to this bar's high or low above `pct` percent.
+pub fn check_price_jumps(bars: &[Bar], pct: f64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for pair in bars.windows(2) {
+        let (prev, b) = (&pair[0], &pair[1]);
+        if !prev.close.is_positive() {
+            continue;
+        }
+        let pc = prev.close.to_f64();
+        let up = (b.high.to_f64() - pc) / pc * 100.0;
+        let down = (pc - b.low.to_f64()) / pc * 100.0;
+        let jump = up.max(down);
+        if jump > pct {
+            out.push(Finding::new(
+                b.symbol,
+                b.ts,
+                RuleId::PriceJump,
+                format!("{jump:.2}% from previous close {} (threshold {pct}%)", prev.close),
+            ));
+        }
+    }
+    out
+}
+
+/// Bars whose volume is an outlier: a robust z-score (median and MAD) of `ln(1 + volume)`
+/// above `score`. The log keeps the opening and closing volume peaks of a normal day from
+/// counting as outliers.
+pub fn check_volume_outliers(bars: &[Bar], score: f64) -> Vec<Finding> {
+    if bars.len() < 3 {
+        return Vec::new();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let logs: Vec<f64> = bars.iter().map(|b| (b.volume as f64).ln_1p()).collect();
+    let median = median_of(logs.clone());
+    let mad = median_of(logs.iter().map(|x| (x - median).abs()).collect());
+    if mad <= f64::EPSILON {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (b, x) in bars.iter().zip(&logs) {
+        let z = 0.6745 * (x - median) / mad;
+        if z > score {
+            out.push(Finding::new(
+                b.symbol,
+                b.ts,
+                RuleId::VolumeOutlier,
+                format!("volume {} has robust score {z:.1} (threshold {score})", b.volume),
+            ));
+        }
+    }
+    out
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    let mid = values.len() / 2;
+    let (_, m, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    *m
+}
+
+/// Runs of at least `min_run` consecutive zero-volume bars, reported at the run's start.
+pub fn check_zero_volume_runs(bars: &[Bar], min_run: u32) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let min_run = usize::try_from(min_run.max(1)).unwrap_or(usize::MAX);
+    let mut i = 0;
+    while i < bars.len() {
+        if bars[i].volume != 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bars.len() && bars[i].volume == 0 {
+            i += 1;
+        }
+        let len = i - start;
+        if len >= min_run {
+            out.push(Finding::new(
+                bars[start].symbol,
+                bars[start].ts,
+                RuleId::ZeroVolumeRun,
+                format!("{len} consecutive zero-volume bars until {}", bars[i - 1].ts),
+            ));
+        }
+    }
+    out
+}
+
+/// Coverage against the calendar over `dates`: a session with no bar is a missing session;
+/// for one-minute bars, each gap inside a session is one missing-minutes finding.
+pub fn check_coverage(
+    symbol: Symbol,
+    bars: &[Bar],
+    frame: Timeframe,
+    calendar: &TradingCalendar,
+    kind: SessionKind,
+    dates: DateRange,
+) -> Result<Vec<Finding>, DomainError> {
+    let mut out = Vec::new();
+    for s in calendar.sessions(dates)? {
+        let (open, close) = s.bounds(kind);
+        // A wider bucket may start before the open (the 09:00 hour holds 09:30).
+        let lo = bars.partition_point(|b| b.ts < bucket_start(frame, open));
+        let hi = bars.partition_point(|b| b.ts < close);
+        if lo >= hi {
+            out.push(Finding::new(
+                symbol,
+                open,
+                RuleId::MissingSession,
+                format!("no bars for the {} session of {}", kind.as_str(), s.date),
+            ));
+            continue;
+        }
+        if frame != Timeframe::M1 {
+            continue;
+        }
+        let mut expected = open;
+        for b in &bars[lo..hi] {
+            if b.ts > expected {
+                push_gap(&mut out, symbol, expected, b.ts);
+            }
+            expected = expected.max(b.ts.saturating_add_nanos(NANOS_PER_MINUTE));
+        }
+        if expected < close {
+            push_gap(&mut out, symbol, expected, close);
+        }
+    }
+    Ok(out)
+}
+
+fn push_gap(out: &mut Vec<Finding>, symbol: Symbol, from: Timestamp, to: Timestamp) {
+    let minutes = (to.nanos() - from.nanos()) / NANOS_PER_MINUTE;
+    let last = to.saturating_add_nanos(-NANOS_PER_MINUTE);
+    out.push(Finding::new(
+        symbol,
+        from,
+        RuleId::MissingMinutes,
+        format!(
+            "{minutes} minute(s) missing, {}-{} ET",
+            ny_time_hhmm(from),
+            ny_time_hhmm(last)
+        ),
+    ));
+}
+
+/// Bars of the same `ts` whose closes differ by more than `tolerance_pct` between two
+/// providers' series of one symbol.
+pub fn check_provider_agreement(a: &[Bar], b: &[Bar], tolerance_pct: f64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].ts.cmp(&b[j].ts) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (a[i].close.to_f64(), b[j].close.to_f64());
+                let base = x.abs().max(y.abs());
+                if base > 0.0 {
+                    let diff = (x - y).abs() / base * 100.0;
+                    if diff > tolerance_pct {
+                        out.push(Finding::new(
+                            a[i].symbol,
+                            a[i].ts,
+                            RuleId::ProviderDisagreement,
+                            format!("close {} vs {} ({diff:.3}%)", a[i].close, b[j].close),
+                        ));
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Runs every single-provider rule over one symbol's sorted bars, expecting `dates` to be
+/// covered. Findings come sorted by `ts`, then rule.
+pub fn validate_bars(
+    symbol: Symbol,
+    bars: &[Bar],
+    frame: Timeframe,
+    calendar: &TradingCalendar,
+    thresholds: &ValidationThresholds,
+    dates: DateRange,
+) -> Result<Vec<Finding>, DomainError> {
+    let mut out = check_prices(bars);
+    out.extend(check_timestamps(bars, frame));
+    out.extend(check_session_hours(bars, frame, calendar, thresholds.session)?);
+    out.extend(check_price_jumps(bars, thresholds.price_jump_pct));
+    out.extend(check_volume_outliers(bars, thresholds.volume_outlier_score));
+    out.extend(check_zero_volume_runs(bars, thresholds.zero_volume_run));
+    out.extend(check_coverage(symbol, bars, frame, calendar, thresholds.session, dates)?);
+    out.sort_by(|x, y| (x.ts, x.rule).cmp(&(y.ts, y.rule)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::price::Price;
+
+    fn sym() -> Symbol {
+        Symbol::new("TEST").unwrap()
+    }
+
+    fn p(x: &str) -> Price {
+        x.parse().unwrap()
+    }
+
+    /// A clean regular session of 2024-01-02 (14:30-21:00 UTC), flat-ish prices.
+    fn clean_day() -> Vec<Bar> {
+        let open = Timestamp::parse_rfc3339("2024-01-02T14:30:00Z").unwrap();
+        (0..390)
+            .map(|m| {
+                let mut b = Bar::new(
+                    sym(),
+                    open.saturating_add_nanos(m * NANOS_PER_MINUTE),
+                    p("100"),
+                    p("100.5"),
+                    p("99.5"),
+                    p("100.1"),
+                    1_000 + u64::try_from(m % 7).unwrap() * 100,
+                );
+                b.trade_count = Some(10);
+                b
+            })
+            .collect()
+    }
+
+    fn day() -> DateRange {
+        DateRange::parse("2024-01-02", "2024-01-02").unwrap()
+    }
+
+    fn run(bars: &[Bar], dates: DateRange) -> Vec<(RuleId, String)> {
+        validate_bars(sym(), bars, Timeframe::M1, &TradingCalendar::xnys(), &ValidationThresholds::default(), dates)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.rule, f.ts.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn clean_session_has_no_findings() {
+        assert!(run(&clean_day(), day()).is_empty());
+    }
+
+    #[test]
+    fn each_price_rule_fires_alone() {
+        let cases: [(&str, &str, &str, &str, RuleId); 5] = [
+            ("100", "99", "99.5", "99.5", RuleId::HighBelowLow),
+            ("100", "99.8", "99.5", "99.5", RuleId::HighBelowOpen),
+            ("99.5", "99.8", "99.5", "100", RuleId::HighBelowClose),
+            ("99.5", "100.5", "99.8", "100", RuleId::LowAboveOpen),
+            ("100", "100.5", "99.8", "99.5", RuleId::LowAboveClose),
+        ];
+        for (o, h, l, c, rule) in cases {
+            let mut b = clean_day()[0];
+            (b.open, b.high, b.low, b.close) = (p(o), p(h), p(l), p(c));
+            let rules: Vec<RuleId> = check_prices(&[b]).iter().map(|f| f.rule).collect();
+            assert!(rules.contains(&rule), "{rule}: {rules:?}");
+        }
+        let mut zero = clean_day()[0];
+        zero.low = Price::ZERO;
+        let f = check_prices(&[zero]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, RuleId::NonPositivePrice);
+        assert_eq!(f[0].detail, "non-positive low");
+        assert_eq!(f[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let mut bars = clean_day();
+        bars[10].ts = bars[10].ts.saturating_add_nanos(30 * 1_000_000_000);
+        bars[20].ts = bars[19].ts;
+        let f = check_timestamps(&bars, Timeframe::M1);
+        let rules: Vec<RuleId> = f.iter().map(|x| x.rule).collect();
+        assert_eq!(rules, [RuleId::MisalignedTs, RuleId::DuplicateTs]);
+        let swapped = [bars[5], bars[4]];
+        assert_eq!(check_timestamps(&swapped, Timeframe::M1)[0].rule, RuleId::UnsortedTs);
+    }
+
+    #[test]
+    fn session_hours_and_holidays() {
+        let cal = TradingCalendar::xnys();
+        let mut bars = clean_day();
+        let extra = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T21:00:00Z").unwrap(), ..bars[0] };
+        bars.push(extra);
+        let f = check_session_hours(&bars, Timeframe::M1, &cal, SessionKind::Regular).unwrap();
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.contains("16:00 ET is outside regular hours"), "{}", f[0].detail);
+        assert!(check_session_hours(&bars, Timeframe::M1, &cal, SessionKind::Extended).unwrap().is_empty());
+        let holiday = Bar { ts: Timestamp::parse_rfc3339("2024-01-01T15:00:00Z").unwrap(), ..bars[0] };
+        let f = check_session_hours(&[holiday], Timeframe::M1, &cal, SessionKind::Regular).unwrap();
+        assert!(f[0].detail.contains("New Year"), "{}", f[0].detail);
+        // An hourly bar at 09:00 ET overlaps the 09:30 open; a daily bar is dated by session.
+        let hourly = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T14:00:00Z").unwrap(), ..bars[0] };
+        assert!(check_session_hours(&[hourly], Timeframe::H1, &cal, SessionKind::Regular).unwrap().is_empty());
+        let daily = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T05:00:00Z").unwrap(), ..bars[0] };
+        assert!(check_session_hours(&[daily], Timeframe::D1, &cal, SessionKind::Regular).unwrap().is_empty());
+        let weekend = Bar { ts: Timestamp::parse_rfc3339("2024-01-06T05:00:00Z").unwrap(), ..bars[0] };
+        assert_eq!(check_session_hours(&[weekend], Timeframe::D1, &cal, SessionKind::Regular).unwrap().len(), 1);
+        assert!(check_session_hours(&[], Timeframe::M1, &cal, SessionKind::Regular).unwrap().is_empty());
+    }
+
+    #[test]
+    fn statistical_rules() {
+        let mut bars = clean_day();
+        bars[100].high = p("115");
+        bars[200].volume = 5_000_000;
+        for b in &mut bars[300..340] {
+            b.volume = 0;
+        }
+        let got = run(&bars, day());
+        let rules: Vec<RuleId> = got.iter().map(|x| x.0).collect();
+        assert_eq!(rules, [RuleId::PriceJump, RuleId::VolumeOutlier, RuleId::ZeroVolumeRun], "{got:?}");
+        assert_eq!(got[0].1, bars[100].ts.to_string());
+        assert_eq!(got[2].1, bars[300].ts.to_string());
+        assert!(check_volume_outliers(&bars[..2], 1.0).is_empty());
+        let flat: Vec<Bar> = clean_day().into_iter().map(|b| Bar { volume: 5, ..b }).collect();
+        assert!(check_volume_outliers(&flat, 1.0).is_empty(), "zero MAD");
+    }
+
+    #[test]
+    fn coverage_rules() {
+        let mut bars = clean_day();
+        bars.drain(50..53);
+        bars.truncate(bars.len() - 2);
+        let dates = DateRange::parse("2024-01-02", "2024-01-03").unwrap();
+        let f = validate_bars(sym(), &bars, Timeframe::M1, &TradingCalendar::xnys(), &ValidationThresholds::default(), dates).unwrap();
+        let rules: Vec<(RuleId, String)> = f.iter().map(|x| (x.rule, x.detail.clone())).collect();
+        assert_eq!(rules, [
+            (RuleId::MissingMinutes, "3 minute(s) missing, 10:20-10:22 ET".to_string()),
+            (RuleId::MissingMinutes, "2 minute(s) missing, 15:58-15:59 ET".to_string()),
+            (RuleId::MissingSession, "no bars for the regular session of 2024-01-03".to_string()),
+        ]);
+        // Wider frames report missing sessions only.
+        let hourly = crate::resample::resample(&bars, Timeframe::H1).unwrap();
+        let f = check_coverage(sym(), &hourly, Timeframe::H1, &TradingCalendar::xnys(), SessionKind::Regular, dates).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, RuleId::MissingSession);
+        let daily = crate::resample::resample(&bars, Timeframe::D1).unwrap();
+        let f = check_coverage(sym(), &daily, Timeframe::D1, &TradingCalendar::xnys(), SessionKind::Regular, dates).unwrap();
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn provider_agreement() {
+        let a = clean_day();
+        let mut b = clean_day();
+        b[5].close = p("101");
+        b.remove(7);
+        let f = check_provider_agreement(&a, &b, 0.5);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, RuleId::ProviderDisagreement);
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn rule_ids_round_trip() {
+        for r in RuleId::ALL {
+            assert_eq!(r.as_str().parse::<RuleId>().unwrap(), r);
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<RuleId>(&json).unwrap(), r);
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert!("nope".parse::<RuleId>().is_err());
+        assert_eq!(Severity::Warning.to_string(), "warning");
+        assert!(Severity::Error > Severity::Warning);
+    }
+}
