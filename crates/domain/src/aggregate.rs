@@ -72,7 +72,9 @@ impl VwapAccumulator {
 /// `None` when the bars carry no volume.
 pub fn vwap(bars: &[Bar]) -> Option<Price> {
     let mut acc = VwapAccumulator::default();
-    bars.iter().for_each(|b| acc.add_bar(b));
+    for b in bars {
+        acc.add_bar(b);
+    }
     acc.value()
 }
 
@@ -199,22 +201,22 @@ pub fn daily_summary(bars: &[Bar]) -> Result<Vec<DailySummary>, DomainError> {
     let mut current: Option<SymbolBarsAggregate> = None;
     for bar in bars {
         let date = ny_date(bar.ts);
-        if let Some(a) = current.as_ref() {
-            if a.symbol() == bar.symbol && date < a.date() {
-                return Err(DomainError::BarRejected {
-                    symbol: bar.symbol.to_string(),
-                    ts: bar.ts.to_rfc3339(),
-                    reason: format!("out of order: session {date} after {}", a.date()),
-                });
-            }
+        if let Some(a) = current.as_ref()
+            && a.symbol() == bar.symbol
+            && date < a.date()
+        {
+            return Err(DomainError::BarRejected {
+                symbol: bar.symbol.to_string(),
+                ts: bar.ts.to_rfc3339(),
+                reason: format!("out of order: session {date} after {}", a.date()),
+            });
         }
         if current
             .as_ref()
             .is_some_and(|a| a.date() != date || a.symbol() != bar.symbol)
+            && let Some(done) = current.take()
         {
-            if let Some(done) = current.take() {
-                out.push(done.close_day()?.0);
-            }
+            out.push(done.close_day()?.0);
         }
         current
             .get_or_insert_with(|| SymbolBarsAggregate::new(bar.symbol, date))
@@ -235,6 +237,7 @@ mod tests {
         s.parse().unwrap()
     }
 
+    #[allow(clippy::many_single_char_names)]
     fn bar(ts: &str, o: &str, h: &str, l: &str, c: &str, v: u64) -> Bar {
         let mut b = Bar::new(
             Symbol::new("AAPL").unwrap(),
@@ -261,7 +264,10 @@ mod tests {
         agg.add_bar(&b2).unwrap();
         assert_eq!(agg.bar_count(), 2);
         let (s, event) = agg.close_day().unwrap();
-        assert_eq!((s.open, s.high, s.low, s.close), (p("10"), p("12"), p("9"), p("11")));
+        assert_eq!(
+            (s.open, s.high, s.low, s.close),
+            (p("10"), p("12"), p("9"), p("11"))
+        );
         assert_eq!(s.volume, 400);
         assert_eq!(s.vwap, Some(p("10.75")));
         assert_eq!(s.trade_count, Some(40));
@@ -277,9 +283,19 @@ mod tests {
         let dup = agg.add_bar(&b1).unwrap_err();
         assert!(dup.to_string().contains("duplicate"));
         let early = bar("2024-01-02T14:30:00Z", "10", "11", "9", "10", 1);
-        assert!(agg.add_bar(&early).unwrap_err().to_string().contains("out of order"));
+        assert!(
+            agg.add_bar(&early)
+                .unwrap_err()
+                .to_string()
+                .contains("out of order")
+        );
         let other_day = bar("2024-01-03T14:30:00Z", "10", "11", "9", "10", 1);
-        assert!(agg.add_bar(&other_day).unwrap_err().to_string().contains("2024-01-03"));
+        assert!(
+            agg.add_bar(&other_day)
+                .unwrap_err()
+                .to_string()
+                .contains("2024-01-03")
+        );
         let mut stranger = b1;
         stranger.symbol = Symbol::new("MSFT").unwrap();
         assert!(agg.add_bar(&stranger).is_err());
@@ -311,7 +327,12 @@ mod tests {
         assert_eq!(days[0].close, p("12"));
         assert_eq!(days[1].volume, 5);
         let unsorted = [bars[2], bars[0]];
-        assert!(daily_summary(&unsorted).unwrap_err().to_string().contains("out of order"));
+        assert!(
+            daily_summary(&unsorted)
+                .unwrap_err()
+                .to_string()
+                .contains("out of order")
+        );
         let dup = [bars[0], bars[0]];
         assert!(daily_summary(&dup).is_err());
     }

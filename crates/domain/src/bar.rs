@@ -67,7 +67,8 @@ impl Bar {
     /// `(high + low + close) / 3`, rounded down to 1e-9: the stand-in for VWAP when a
     /// provider sends none.
     pub fn typical_price(&self) -> Price {
-        let sum = i128::from(self.high.raw()) + i128::from(self.low.raw()) + i128::from(self.close.raw());
+        let sum =
+            i128::from(self.high.raw()) + i128::from(self.low.raw()) + i128::from(self.close.raw());
         // The mean of three non-negative i64 values fits in i64.
         Price::from_raw(i64::try_from(sum / 3).unwrap_or(i64::MAX)).unwrap_or(Price::ZERO)
     }
@@ -84,7 +85,15 @@ mod tests {
     #[test]
     fn consistency_and_typical_price() {
         let sym = Symbol::new("AAPL").unwrap();
-        let mut bar = Bar::new(sym, Timestamp::EPOCH, p("10"), p("12"), p("9"), p("11"), 100);
+        let mut bar = Bar::new(
+            sym,
+            Timestamp::EPOCH,
+            p("10"),
+            p("12"),
+            p("9"),
+            p("11"),
+            100,
+        );
         assert!(bar.is_ohlc_consistent());
         assert_eq!(bar.typical_price(), p("10.666666666"));
         bar.high = p("10.5");

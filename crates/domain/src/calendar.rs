@@ -38,7 +38,12 @@ pub const SPECIAL_CLOSURES: [(i32, u32, u32, &str); 10] = [
     (2007, 1, 2, "National Day of Mourning for Gerald Ford"),
     (2012, 10, 29, "Hurricane Sandy"),
     (2012, 10, 30, "Hurricane Sandy"),
-    (2018, 12, 5, "National Day of Mourning for George H. W. Bush"),
+    (
+        2018,
+        12,
+        5,
+        "National Day of Mourning for George H. W. Bush",
+    ),
     (2025, 1, 9, "National Day of Mourning for Jimmy Carter"),
 ];
 
@@ -300,6 +305,7 @@ fn observed(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
 }
 
 /// Easter Sunday (Gregorian), by the anonymous Gregorian algorithm (Meeus/Jones/Butcher).
+#[allow(clippy::many_single_char_names)] // the algorithm's published variable names
 pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
     let a = year % 19;
     let b = year / 100;
@@ -513,7 +519,10 @@ mod tests {
         assert_eq!(ny_offset_nanos(summer.open), -4 * 3_600 * 1_000_000_000);
         assert_eq!(ny_offset_nanos(winter.open), -5 * 3_600 * 1_000_000_000);
         // 20:00 ET in winter is 01:00 UTC the next day, still the same session date.
-        assert_eq!(ny_date(winter.extended_close.saturating_add_nanos(-1)), winter.date);
+        assert_eq!(
+            ny_date(winter.extended_close.saturating_add_nanos(-1)),
+            winter.date
+        );
         let (start, end) = c.utc_bounds(DateRange::parse("2024-01-02", "2024-01-02").unwrap());
         assert_eq!(start.to_string(), "2024-01-02T05:00:00Z");
         assert_eq!(end.to_string(), "2024-01-03T05:00:00Z");
@@ -522,11 +531,20 @@ mod tests {
     #[test]
     fn navigation_and_bounds() {
         let c = cal();
-        assert_eq!(c.next_session(d("2024-03-28")).unwrap().date, d("2024-04-01"));
-        assert_eq!(c.previous_session(d("2024-01-02")).unwrap().date, d("2023-12-29"));
+        assert_eq!(
+            c.next_session(d("2024-03-28")).unwrap().date,
+            d("2024-04-01")
+        );
+        assert_eq!(
+            c.previous_session(d("2024-01-02")).unwrap().date,
+            d("2023-12-29")
+        );
         let err = c.is_session(d("1999-12-31")).unwrap_err();
         assert!(err.to_string().contains("1999-12-31"));
-        assert!(c.sessions(DateRange::parse("2099-12-01", "2100-01-05").unwrap()).is_err());
+        assert!(
+            c.sessions(DateRange::parse("2099-12-01", "2100-01-05").unwrap())
+                .is_err()
+        );
         assert_eq!(c.code(), "XNYS");
         assert_eq!(c.timezone(), New_York);
         assert_eq!(SessionKind::Extended.as_str(), "extended");

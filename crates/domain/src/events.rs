@@ -137,14 +137,49 @@ mod tests {
         let at = Timestamp::from_nanos(0);
         let id = JobId::new("j").unwrap();
         let events = [
-            DomainEvent::IngestionJobCompleted { job_id: id.clone(), bars: 1, at },
-            DomainEvent::IngestionJobFailed { job_id: id.clone(), reason: "x".into(), at },
-            DomainEvent::IngestionJobCancelled { job_id: id.clone(), at },
-            DomainEvent::ValidationCompleted { job_id: None, bars: 1, errors: 0, warnings: 0, at },
-            DomainEvent::ValidationFailed { job_id: Some(id.clone()), reason: "x".into(), at },
-            DomainEvent::AggregationCompleted { frames: vec![Timeframe::M5], partitions: 1, bars: 1, at },
-            DomainEvent::AggregationFailed { reason: "x".into(), at },
-            DomainEvent::IngestionJobStarted { job_id: id.clone(), provider: "fake".into(), symbols: 1, work_items: 1, at },
+            DomainEvent::IngestionJobCompleted {
+                job_id: id.clone(),
+                bars: 1,
+                at,
+            },
+            DomainEvent::IngestionJobFailed {
+                job_id: id.clone(),
+                reason: "x".into(),
+                at,
+            },
+            DomainEvent::IngestionJobCancelled {
+                job_id: id.clone(),
+                at,
+            },
+            DomainEvent::ValidationCompleted {
+                job_id: None,
+                bars: 1,
+                errors: 0,
+                warnings: 0,
+                at,
+            },
+            DomainEvent::ValidationFailed {
+                job_id: Some(id.clone()),
+                reason: "x".into(),
+                at,
+            },
+            DomainEvent::AggregationCompleted {
+                frames: vec![Timeframe::M5],
+                partitions: 1,
+                bars: 1,
+                at,
+            },
+            DomainEvent::AggregationFailed {
+                reason: "x".into(),
+                at,
+            },
+            DomainEvent::IngestionJobStarted {
+                job_id: id.clone(),
+                provider: "fake".into(),
+                symbols: 1,
+                work_items: 1,
+                at,
+            },
             DomainEvent::BarsIngested {
                 job_id: id,
                 symbol: Symbol::new("A").unwrap(),

@@ -529,17 +529,26 @@ mod tests {
     #[test]
     fn happy_path_completes_only_when_all_items_done() {
         let mut j = job();
-        assert!(matches!(j.start(Timestamp::from_nanos(2)).unwrap(), DomainEvent::IngestionJobStarted { work_items: 4, .. }));
+        assert!(matches!(
+            j.start(Timestamp::from_nanos(2)).unwrap(),
+            DomainEvent::IngestionJobStarted { work_items: 4, .. }
+        ));
         assert!(j.start(Timestamp::from_nanos(2)).is_err());
         for i in 0..3 {
             j.begin_item(i).unwrap();
             j.complete_item(i, 10).unwrap();
         }
-        assert!(j.finish(Timestamp::from_nanos(3)).is_err(), "item 3 still pending");
+        assert!(
+            j.finish(Timestamp::from_nanos(3)).is_err(),
+            "item 3 still pending"
+        );
         j.complete_item(3, 10).unwrap();
         let done = j.finish(Timestamp::from_nanos(4)).unwrap();
         assert_eq!(j.state(), JobState::Completed);
-        assert!(matches!(done, DomainEvent::IngestionJobCompleted { bars: 40, .. }));
+        assert!(matches!(
+            done,
+            DomainEvent::IngestionJobCompleted { bars: 40, .. }
+        ));
         assert_eq!(j.finished_at(), Some(Timestamp::from_nanos(4)));
         assert!(j.resume(Timestamp::from_nanos(5)).is_err());
         assert!(j.cancel(Timestamp::from_nanos(5)).is_err());
@@ -560,7 +569,10 @@ mod tests {
         assert!(reason.contains("1 of 4 work items failed") && reason.contains("data/x.parquet"));
         assert!(matches!(ev, DomainEvent::IngestionJobFailed { .. }));
         let ev = j.resume(Timestamp::from_nanos(4)).unwrap();
-        assert!(matches!(ev, DomainEvent::IngestionJobStarted { work_items: 1, .. }));
+        assert!(matches!(
+            ev,
+            DomainEvent::IngestionJobStarted { work_items: 1, .. }
+        ));
         assert_eq!(j.pending_items().count(), 1);
         assert_eq!(j.items()[1].status, WorkItemStatus::Pending);
         assert!(j.failure().is_none());

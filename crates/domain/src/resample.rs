@@ -18,9 +18,7 @@ pub fn bucket_start(timeframe: Timeframe, ts: Timestamp) -> Timestamp {
         Some(width) if width <= NANOS_PER_HOUR => ts.floor_to(width),
         Some(width) => {
             let offset = ny_offset_nanos(ts);
-            Timestamp::from_nanos(
-                ts.saturating_add_nanos(offset).floor_to(width).nanos() - offset,
-            )
+            Timestamp::from_nanos(ts.saturating_add_nanos(offset).floor_to(width).nanos() - offset)
         }
         None => ny_instant(ny_date(ts), 0, 0),
     }
@@ -41,7 +39,10 @@ impl Bucket {
             vwap.add(v, first.volume);
         }
         Self {
-            bar: Bar { ts: start, ..*first },
+            bar: Bar {
+                ts: start,
+                ..*first
+            },
             inputs: 1,
             vwap,
             vwap_complete: first.vwap.is_some(),
@@ -105,17 +106,18 @@ impl Resampler {
     /// Feeds the next bar; returns the previous bucket when this bar starts a new one.
     /// Rejects a bar whose `ts` is not after the previous bar's of the same symbol.
     pub fn push(&mut self, bar: &Bar) -> Result<Option<Bar>, DomainError> {
-        if let Some(prev) = &self.last_input {
-            if prev.symbol == bar.symbol && bar.ts <= prev.ts {
-                return Err(DomainError::BarRejected {
-                    symbol: bar.symbol.to_string(),
-                    ts: bar.ts.to_rfc3339(),
-                    reason: format!(
-                        "resample needs strictly increasing timestamps; previous was {}",
-                        prev.ts
-                    ),
-                });
-            }
+        if let Some(prev) = &self.last_input
+            && prev.symbol == bar.symbol
+            && bar.ts <= prev.ts
+        {
+            return Err(DomainError::BarRejected {
+                symbol: bar.symbol.to_string(),
+                ts: bar.ts.to_rfc3339(),
+                reason: format!(
+                    "resample needs strictly increasing timestamps; previous was {}",
+                    prev.ts
+                ),
+            });
         }
         self.last_input = Some(*bar);
         let start = bucket_start(self.target, bar.ts);
@@ -165,17 +167,35 @@ mod tests {
     #[test]
     fn bucket_alignment() {
         let t = ts("2024-01-02T14:37:00Z");
-        assert_eq!(bucket_start(Timeframe::M5, t).to_string(), "2024-01-02T14:35:00Z");
-        assert_eq!(bucket_start(Timeframe::M15, t).to_string(), "2024-01-02T14:30:00Z");
-        assert_eq!(bucket_start(Timeframe::H1, t).to_string(), "2024-01-02T14:00:00Z");
+        assert_eq!(
+            bucket_start(Timeframe::M5, t).to_string(),
+            "2024-01-02T14:35:00Z"
+        );
+        assert_eq!(
+            bucket_start(Timeframe::M15, t).to_string(),
+            "2024-01-02T14:30:00Z"
+        );
+        assert_eq!(
+            bucket_start(Timeframe::H1, t).to_string(),
+            "2024-01-02T14:00:00Z"
+        );
         // 09:37 ET in winter: the 4h bucket starts 08:00 ET = 13:00 UTC.
-        assert_eq!(bucket_start(Timeframe::H4, t).to_string(), "2024-01-02T13:00:00Z");
+        assert_eq!(
+            bucket_start(Timeframe::H4, t).to_string(),
+            "2024-01-02T13:00:00Z"
+        );
         // In summer 08:00 ET = 12:00 UTC.
         let summer = ts("2024-07-01T13:37:00Z");
-        assert_eq!(bucket_start(Timeframe::H4, summer).to_string(), "2024-07-01T12:00:00Z");
+        assert_eq!(
+            bucket_start(Timeframe::H4, summer).to_string(),
+            "2024-07-01T12:00:00Z"
+        );
         // 19:59 ET on Jan 2 is 00:59 UTC on Jan 3, but its session is Jan 2.
         let late = ts("2024-01-03T00:59:00Z");
-        assert_eq!(bucket_start(Timeframe::D1, late).to_string(), "2024-01-02T05:00:00Z");
+        assert_eq!(
+            bucket_start(Timeframe::D1, late).to_string(),
+            "2024-01-02T05:00:00Z"
+        );
     }
 
     #[test]
@@ -187,7 +207,10 @@ mod tests {
         assert!(resample(&[a, b], Timeframe::M5).is_err());
         assert!(resample(&[a, a], Timeframe::M5).is_err());
         // A new symbol starts a new series.
-        let other = Bar { symbol: Symbol::new("MSFT").unwrap(), ..b };
+        let other = Bar {
+            symbol: Symbol::new("MSFT").unwrap(),
+            ..b
+        };
         assert_eq!(resample(&[a, other], Timeframe::M5).unwrap().len(), 2);
         assert!(resample(&[], Timeframe::M5).unwrap().is_empty());
     }
@@ -199,7 +222,10 @@ mod tests {
         let minutes: Vec<i64> = (0..390).chain(3 * 1440..3 * 1440 + 390).collect();
         (
             proptest::sample::subsequence(minutes, 0..=780),
-            proptest::collection::vec((1u64..50_000, 0u64..500, 0u64..500, 0u64..10_000, 0u64..100), 780),
+            proptest::collection::vec(
+                (1u64..50_000, 0u64..500, 0u64..500, 0u64..10_000, 0u64..100),
+                780,
+            ),
             any::<bool>(),
             any::<bool>(),
         )
@@ -208,7 +234,9 @@ mod tests {
                 mins.iter()
                     .zip(vals)
                     .map(|(m, (base_c, up, down, vol, tc))| {
-                        let cents = |c: u64| Price::from_raw(i64::try_from(c).unwrap() * 10_000_000).unwrap();
+                        let cents = |c: u64| {
+                            Price::from_raw(i64::try_from(c).unwrap() * 10_000_000).unwrap()
+                        };
                         let open = base_c + 500;
                         let close = base_c + 500 + up / 2;
                         let high = open.max(close) + up;
@@ -223,7 +251,7 @@ mod tests {
                             vol,
                         );
                         if with_vwap {
-                            b.vwap = Some(cents((high + low) / 2));
+                            b.vwap = Some(cents(u64::midpoint(high, low)));
                         }
                         if with_trades {
                             b.trade_count = Some(tc);

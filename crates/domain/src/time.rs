@@ -80,11 +80,13 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with as many fractional digits as needed (`2024-01-02T14:30:00Z`).
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
 
     /// Rounds down to a multiple of `width_nanos` since the epoch (clock alignment).
     /// `width_nanos` must be positive; a non-positive width returns `self`.
+    #[must_use]
     pub const fn floor_to(self, width_nanos: i64) -> Self {
         if width_nanos <= 0 {
             return self;
@@ -93,6 +95,7 @@ impl Timestamp {
     }
 
     /// `self + nanos`, saturating at the representable bounds.
+    #[must_use]
     pub const fn saturating_add_nanos(self, nanos: i64) -> Self {
         Self(self.0.saturating_add(nanos))
     }
@@ -277,7 +280,12 @@ mod tests {
         assert_eq!(Timestamp::from_nanos(-1).floor_to(10).nanos(), -10);
         assert_eq!(Timestamp::from_nanos(19).floor_to(10).nanos(), 10);
         assert_eq!(Timestamp::from_nanos(19).floor_to(0).nanos(), 19);
-        assert_eq!(Timestamp::from_nanos(i64::MAX).saturating_add_nanos(1).nanos(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_nanos(i64::MAX)
+                .saturating_add_nanos(1)
+                .nanos(),
+            i64::MAX
+        );
     }
 
     #[test]

@@ -225,19 +225,34 @@ pub fn check_prices(bars: &[Bar]) -> Vec<Finding> {
     for b in bars {
         let mut flag = |rule, detail: String| out.push(Finding::new(b.symbol, b.ts, rule, detail));
         if b.high < b.low {
-            flag(RuleId::HighBelowLow, format!("high {} < low {}", b.high, b.low));
+            flag(
+                RuleId::HighBelowLow,
+                format!("high {} < low {}", b.high, b.low),
+            );
         }
         if b.high < b.open {
-            flag(RuleId::HighBelowOpen, format!("high {} < open {}", b.high, b.open));
+            flag(
+                RuleId::HighBelowOpen,
+                format!("high {} < open {}", b.high, b.open),
+            );
         }
         if b.high < b.close {
-            flag(RuleId::HighBelowClose, format!("high {} < close {}", b.high, b.close));
+            flag(
+                RuleId::HighBelowClose,
+                format!("high {} < close {}", b.high, b.close),
+            );
         }
         if b.low > b.open {
-            flag(RuleId::LowAboveOpen, format!("low {} > open {}", b.low, b.open));
+            flag(
+                RuleId::LowAboveOpen,
+                format!("low {} > open {}", b.low, b.open),
+            );
         }
         if b.low > b.close {
-            flag(RuleId::LowAboveClose, format!("low {} > close {}", b.low, b.close));
+            flag(
+                RuleId::LowAboveClose,
+                format!("low {} > close {}", b.low, b.close),
+            );
         }
         let non_positive: Vec<&str> = [
             ("open", b.open),
@@ -275,7 +290,12 @@ pub fn check_timestamps(bars: &[Bar], frame: Timeframe) -> Vec<Finding> {
         }
         if let Some(p) = prev {
             if b.ts == p {
-                out.push(Finding::new(b.symbol, b.ts, RuleId::DuplicateTs, "same ts as the previous bar".into()));
+                out.push(Finding::new(
+                    b.symbol,
+                    b.ts,
+                    RuleId::DuplicateTs,
+                    "same ts as the previous bar".into(),
+                ));
             } else if b.ts < p {
                 out.push(Finding::new(
                     b.symbol,
@@ -322,21 +342,25 @@ pub fn check_session_hours(
     let mut out = Vec::new();
     for b in bars {
         let inside = match width {
-            None => sessions.binary_search_by_key(&ny_date(b.ts), |s| s.date).is_ok(),
+            None => sessions
+                .binary_search_by_key(&ny_date(b.ts), |s| s.date)
+                .is_ok(),
             Some(w) => {
                 let end = b.ts.saturating_add_nanos(w);
                 // The first session whose end is after the bar's start.
                 let i = sessions.partition_point(|s| s.bounds(kind).1 <= b.ts);
-                sessions
-                    .get(i)
-                    .is_some_and(|s| s.bounds(kind).0 < end)
+                sessions.get(i).is_some_and(|s| s.bounds(kind).0 < end)
             }
         };
         if !inside {
             let date = ny_date(b.ts);
             let why = match calendar.day_status(date)? {
                 crate::calendar::DayStatus::Open | crate::calendar::DayStatus::EarlyClose => {
-                    format!("{} ET is outside {} hours of {date}", ny_time_hhmm(b.ts), kind.as_str())
+                    format!(
+                        "{} ET is outside {} hours of {date}",
+                        ny_time_hhmm(b.ts),
+                        kind.as_str()
+                    )
                 }
                 status => format!("{date} is not a session ({status:?})"),
             };
@@ -363,7 +387,10 @@ pub fn check_price_jumps(bars: &[Bar], pct: f64) -> Vec<Finding> {
                 b.symbol,
                 b.ts,
                 RuleId::PriceJump,
-                format!("{jump:.2}% from previous close {} (threshold {pct}%)", prev.close),
+                format!(
+                    "{jump:.2}% from previous close {} (threshold {pct}%)",
+                    prev.close
+                ),
             ));
         }
     }
@@ -392,7 +419,10 @@ pub fn check_volume_outliers(bars: &[Bar], score: f64) -> Vec<Finding> {
                 b.symbol,
                 b.ts,
                 RuleId::VolumeOutlier,
-                format!("volume {} has robust score {z:.1} (threshold {score})", b.volume),
+                format!(
+                    "volume {} has robust score {z:.1} (threshold {score})",
+                    b.volume
+                ),
             ));
         }
     }
@@ -425,7 +455,10 @@ pub fn check_zero_volume_runs(bars: &[Bar], min_run: u32) -> Vec<Finding> {
                 bars[start].symbol,
                 bars[start].ts,
                 RuleId::ZeroVolumeRun,
-                format!("{len} consecutive zero-volume bars until {}", bars[i - 1].ts),
+                format!(
+                    "{len} consecutive zero-volume bars until {}",
+                    bars[i - 1].ts
+                ),
             ));
         }
     }
@@ -491,29 +524,30 @@ fn push_gap(out: &mut Vec<Finding>, symbol: Symbol, from: Timestamp, to: Timesta
 
 /// Bars of the same `ts` whose closes differ by more than `tolerance_pct` between two
 /// providers' series of one symbol.
-pub fn check_provider_agreement(a: &[Bar], b: &[Bar], tolerance_pct: f64) -> Vec<Finding> {
+pub fn check_provider_agreement(first: &[Bar], second: &[Bar], tolerance_pct: f64) -> Vec<Finding> {
     let mut out = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].ts.cmp(&b[j].ts) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
+    let (mut ia, mut ib) = (0, 0);
+    while ia < first.len() && ib < second.len() {
+        let (a, b) = (&first[ia], &second[ib]);
+        match a.ts.cmp(&b.ts) {
+            std::cmp::Ordering::Less => ia += 1,
+            std::cmp::Ordering::Greater => ib += 1,
             std::cmp::Ordering::Equal => {
-                let (x, y) = (a[i].close.to_f64(), b[j].close.to_f64());
-                let base = x.abs().max(y.abs());
+                let (close_a, close_b) = (a.close.to_f64(), b.close.to_f64());
+                let base = close_a.abs().max(close_b.abs());
                 if base > 0.0 {
-                    let diff = (x - y).abs() / base * 100.0;
+                    let diff = (close_a - close_b).abs() / base * 100.0;
                     if diff > tolerance_pct {
                         out.push(Finding::new(
-                            a[i].symbol,
-                            a[i].ts,
+                            a.symbol,
+                            a.ts,
                             RuleId::ProviderDisagreement,
-                            format!("close {} vs {} ({diff:.3}%)", a[i].close, b[j].close),
+                            format!("close {} vs {} ({diff:.3}%)", a.close, b.close),
                         ));
                     }
                 }
-                i += 1;
-                j += 1;
+                ia += 1;
+                ib += 1;
             }
         }
     }
@@ -532,12 +566,24 @@ pub fn validate_bars(
 ) -> Result<Vec<Finding>, DomainError> {
     let mut out = check_prices(bars);
     out.extend(check_timestamps(bars, frame));
-    out.extend(check_session_hours(bars, frame, calendar, thresholds.session)?);
+    out.extend(check_session_hours(
+        bars,
+        frame,
+        calendar,
+        thresholds.session,
+    )?);
     out.extend(check_price_jumps(bars, thresholds.price_jump_pct));
     out.extend(check_volume_outliers(bars, thresholds.volume_outlier_score));
     out.extend(check_zero_volume_runs(bars, thresholds.zero_volume_run));
-    out.extend(check_coverage(symbol, bars, frame, calendar, thresholds.session, dates)?);
-    out.sort_by(|x, y| (x.ts, x.rule).cmp(&(y.ts, y.rule)));
+    out.extend(check_coverage(
+        symbol,
+        bars,
+        frame,
+        calendar,
+        thresholds.session,
+        dates,
+    )?);
+    out.sort_by_key(|f| (f.ts, f.rule));
     Ok(out)
 }
 
@@ -579,11 +625,18 @@ mod tests {
     }
 
     fn run(bars: &[Bar], dates: DateRange) -> Vec<(RuleId, String)> {
-        validate_bars(sym(), bars, Timeframe::M1, &TradingCalendar::xnys(), &ValidationThresholds::default(), dates)
-            .unwrap()
-            .into_iter()
-            .map(|f| (f.rule, f.ts.to_string()))
-            .collect()
+        validate_bars(
+            sym(),
+            bars,
+            Timeframe::M1,
+            &TradingCalendar::xnys(),
+            &ValidationThresholds::default(),
+            dates,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.rule, f.ts.to_string()))
+        .collect()
     }
 
     #[test]
@@ -624,30 +677,73 @@ mod tests {
         let rules: Vec<RuleId> = f.iter().map(|x| x.rule).collect();
         assert_eq!(rules, [RuleId::MisalignedTs, RuleId::DuplicateTs]);
         let swapped = [bars[5], bars[4]];
-        assert_eq!(check_timestamps(&swapped, Timeframe::M1)[0].rule, RuleId::UnsortedTs);
+        assert_eq!(
+            check_timestamps(&swapped, Timeframe::M1)[0].rule,
+            RuleId::UnsortedTs
+        );
     }
 
     #[test]
     fn session_hours_and_holidays() {
         let cal = TradingCalendar::xnys();
         let mut bars = clean_day();
-        let extra = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T21:00:00Z").unwrap(), ..bars[0] };
+        let extra = Bar {
+            ts: Timestamp::parse_rfc3339("2024-01-02T21:00:00Z").unwrap(),
+            ..bars[0]
+        };
         bars.push(extra);
         let f = check_session_hours(&bars, Timeframe::M1, &cal, SessionKind::Regular).unwrap();
         assert_eq!(f.len(), 1);
-        assert!(f[0].detail.contains("16:00 ET is outside regular hours"), "{}", f[0].detail);
-        assert!(check_session_hours(&bars, Timeframe::M1, &cal, SessionKind::Extended).unwrap().is_empty());
-        let holiday = Bar { ts: Timestamp::parse_rfc3339("2024-01-01T15:00:00Z").unwrap(), ..bars[0] };
+        assert!(
+            f[0].detail.contains("16:00 ET is outside regular hours"),
+            "{}",
+            f[0].detail
+        );
+        assert!(
+            check_session_hours(&bars, Timeframe::M1, &cal, SessionKind::Extended)
+                .unwrap()
+                .is_empty()
+        );
+        let holiday = Bar {
+            ts: Timestamp::parse_rfc3339("2024-01-01T15:00:00Z").unwrap(),
+            ..bars[0]
+        };
         let f = check_session_hours(&[holiday], Timeframe::M1, &cal, SessionKind::Regular).unwrap();
         assert!(f[0].detail.contains("New Year"), "{}", f[0].detail);
         // An hourly bar at 09:00 ET overlaps the 09:30 open; a daily bar is dated by session.
-        let hourly = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T14:00:00Z").unwrap(), ..bars[0] };
-        assert!(check_session_hours(&[hourly], Timeframe::H1, &cal, SessionKind::Regular).unwrap().is_empty());
-        let daily = Bar { ts: Timestamp::parse_rfc3339("2024-01-02T05:00:00Z").unwrap(), ..bars[0] };
-        assert!(check_session_hours(&[daily], Timeframe::D1, &cal, SessionKind::Regular).unwrap().is_empty());
-        let weekend = Bar { ts: Timestamp::parse_rfc3339("2024-01-06T05:00:00Z").unwrap(), ..bars[0] };
-        assert_eq!(check_session_hours(&[weekend], Timeframe::D1, &cal, SessionKind::Regular).unwrap().len(), 1);
-        assert!(check_session_hours(&[], Timeframe::M1, &cal, SessionKind::Regular).unwrap().is_empty());
+        let hourly = Bar {
+            ts: Timestamp::parse_rfc3339("2024-01-02T14:00:00Z").unwrap(),
+            ..bars[0]
+        };
+        assert!(
+            check_session_hours(&[hourly], Timeframe::H1, &cal, SessionKind::Regular)
+                .unwrap()
+                .is_empty()
+        );
+        let daily = Bar {
+            ts: Timestamp::parse_rfc3339("2024-01-02T05:00:00Z").unwrap(),
+            ..bars[0]
+        };
+        assert!(
+            check_session_hours(&[daily], Timeframe::D1, &cal, SessionKind::Regular)
+                .unwrap()
+                .is_empty()
+        );
+        let weekend = Bar {
+            ts: Timestamp::parse_rfc3339("2024-01-06T05:00:00Z").unwrap(),
+            ..bars[0]
+        };
+        assert_eq!(
+            check_session_hours(&[weekend], Timeframe::D1, &cal, SessionKind::Regular)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            check_session_hours(&[], Timeframe::M1, &cal, SessionKind::Regular)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -660,11 +756,22 @@ mod tests {
         }
         let got = run(&bars, day());
         let rules: Vec<RuleId> = got.iter().map(|x| x.0).collect();
-        assert_eq!(rules, [RuleId::PriceJump, RuleId::VolumeOutlier, RuleId::ZeroVolumeRun], "{got:?}");
+        assert_eq!(
+            rules,
+            [
+                RuleId::PriceJump,
+                RuleId::VolumeOutlier,
+                RuleId::ZeroVolumeRun
+            ],
+            "{got:?}"
+        );
         assert_eq!(got[0].1, bars[100].ts.to_string());
         assert_eq!(got[2].1, bars[300].ts.to_string());
         assert!(check_volume_outliers(&bars[..2], 1.0).is_empty());
-        let flat: Vec<Bar> = clean_day().into_iter().map(|b| Bar { volume: 5, ..b }).collect();
+        let flat: Vec<Bar> = clean_day()
+            .into_iter()
+            .map(|b| Bar { volume: 5, ..b })
+            .collect();
         assert!(check_volume_outliers(&flat, 1.0).is_empty(), "zero MAD");
     }
 
@@ -674,20 +781,56 @@ mod tests {
         bars.drain(50..53);
         bars.truncate(bars.len() - 2);
         let dates = DateRange::parse("2024-01-02", "2024-01-03").unwrap();
-        let f = validate_bars(sym(), &bars, Timeframe::M1, &TradingCalendar::xnys(), &ValidationThresholds::default(), dates).unwrap();
+        let f = validate_bars(
+            sym(),
+            &bars,
+            Timeframe::M1,
+            &TradingCalendar::xnys(),
+            &ValidationThresholds::default(),
+            dates,
+        )
+        .unwrap();
         let rules: Vec<(RuleId, String)> = f.iter().map(|x| (x.rule, x.detail.clone())).collect();
-        assert_eq!(rules, [
-            (RuleId::MissingMinutes, "3 minute(s) missing, 10:20-10:22 ET".to_string()),
-            (RuleId::MissingMinutes, "2 minute(s) missing, 15:58-15:59 ET".to_string()),
-            (RuleId::MissingSession, "no bars for the regular session of 2024-01-03".to_string()),
-        ]);
+        assert_eq!(
+            rules,
+            [
+                (
+                    RuleId::MissingMinutes,
+                    "3 minute(s) missing, 10:20-10:22 ET".to_string()
+                ),
+                (
+                    RuleId::MissingMinutes,
+                    "2 minute(s) missing, 15:58-15:59 ET".to_string()
+                ),
+                (
+                    RuleId::MissingSession,
+                    "no bars for the regular session of 2024-01-03".to_string()
+                ),
+            ]
+        );
         // Wider frames report missing sessions only.
         let hourly = crate::resample::resample(&bars, Timeframe::H1).unwrap();
-        let f = check_coverage(sym(), &hourly, Timeframe::H1, &TradingCalendar::xnys(), SessionKind::Regular, dates).unwrap();
+        let f = check_coverage(
+            sym(),
+            &hourly,
+            Timeframe::H1,
+            &TradingCalendar::xnys(),
+            SessionKind::Regular,
+            dates,
+        )
+        .unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].rule, RuleId::MissingSession);
         let daily = crate::resample::resample(&bars, Timeframe::D1).unwrap();
-        let f = check_coverage(sym(), &daily, Timeframe::D1, &TradingCalendar::xnys(), SessionKind::Regular, dates).unwrap();
+        let f = check_coverage(
+            sym(),
+            &daily,
+            Timeframe::D1,
+            &TradingCalendar::xnys(),
+            SessionKind::Regular,
+            dates,
+        )
+        .unwrap();
         assert_eq!(f.len(), 1);
     }
 

@@ -28,7 +28,13 @@ fn sessions_2000_to_2035_match_exchange_calendars() {
     let mut extra: Vec<_> = ours.difference(&reference).collect();
     missing.sort();
     extra.sort();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}\nextra {extra:?}"
+    );
     assert_eq!(ours.len(), 9049);
-    assert_eq!(ours.iter().filter(|(_, close)| close == "13:00").count(), 79);
+    assert_eq!(
+        ours.iter().filter(|(_, close)| close == "13:00").count(),
+        79
+    );
 }

@@ -1,0 +1,48 @@
+//! `tracing` set-up: stderr only (stdout is for results), `-v`/`-q`, `RUST_LOG`, text or JSON.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{GlobalArgs, LogFormat};
+
+/// The filter for the given verbosity: `info` by default, each `-v` one level more, each
+/// `-q` one level less. `RUST_LOG`, when set, wins.
+pub(crate) fn filter_directive(verbose: u8, quiet: u8) -> &'static str {
+    match i16::from(verbose) - i16::from(quiet) {
+        i16::MIN..=-3 => "off",
+        -2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Installs the global subscriber. Safe to call once per process.
+pub(crate) fn init(args: &GlobalArgs) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(filter_directive(args.verbose, args.quiet)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second init (only possible in tests) keeps the first subscriber.
+    let _ = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_levels() {
+        assert_eq!(filter_directive(0, 0), "info");
+        assert_eq!(filter_directive(1, 0), "debug");
+        assert_eq!(filter_directive(5, 0), "trace");
+        assert_eq!(filter_directive(0, 1), "warn");
+        assert_eq!(filter_directive(0, 2), "error");
+        assert_eq!(filter_directive(0, 3), "off");
+    }
+}

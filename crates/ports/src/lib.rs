@@ -1,0 +1,49 @@
+//! # marketpipe-ports
+//!
+//! The second ring of MarketPipe's hexagonal architecture: the async traits through which
+//! the contexts (ingestion, aggregation, validation) reach the outside world, and which the
+//! adapters (providers, the Parquet lake, SQLite/PostgreSQL, DuckDB) implement. It depends
+//! only on `marketpipe-domain` and performs no I/O itself.
+//!
+//! Every port is `Send + Sync + Debug` and object safe, so the app wires concrete adapters as
+//! `Arc<dyn Port>`. Errors are typed enums that tell retryable failures from permanent ones
+//! (`is_retryable()`) and carry an adapter's own error only as a boxed source. With the
+//! `mocks` feature, each trait has a `mockall` mock (`MockMarketDataProvider`, …) for other
+//! crates' tests.
+
+pub mod error;
+pub mod events;
+pub mod lake;
+pub mod metadata;
+pub mod provider;
+pub mod query;
+
+pub use error::{BoxError, LakeError, ProviderError, PublishError, QueryError, RepositoryError};
+pub use events::{Clock, CollectingPublisher, EventPublisher, FixedClock, SystemClock};
+pub use lake::{
+    BarBatchStream, BarQuery, BarStore, IntegrityProblem, IntegrityReport, PartitionInfo,
+    PartitionKey, WriteMeta, WriteOutcome,
+};
+pub use metadata::{
+    DailySummaryRepository, JobRepository, JobSummary, MetricSample, MetricsRepository,
+    PartitionManifest, PartitionRecord, ReportSummary, ValidationReport,
+    ValidationReportRepository, WorkItemRepository,
+};
+pub use provider::{
+    Adjustment, BarPage, BarRequest, MarketDataProvider, PageCursor, ProviderInfo, RateLimit,
+};
+pub use query::{Cell, QueryEngine, QueryResult};
+
+#[cfg(any(test, feature = "mocks"))]
+pub use events::{MockClock, MockEventPublisher};
+#[cfg(any(test, feature = "mocks"))]
+pub use lake::MockBarStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use metadata::{
+    MockDailySummaryRepository, MockJobRepository, MockMetricsRepository, MockPartitionManifest,
+    MockValidationReportRepository, MockWorkItemRepository,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use provider::MockMarketDataProvider;
+#[cfg(any(test, feature = "mocks"))]
+pub use query::MockQueryEngine;
