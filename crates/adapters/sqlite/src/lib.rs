@@ -1,0 +1,197 @@
+//! # marketpipe-sqlite
+//!
+//! The SQLite adapter behind MarketPipe's metadata ports (DESIGN §3): [`SqliteStore`]
+//! implements `JobRepository`, `WorkItemRepository`, `PartitionManifest`,
+//! `DailySummaryRepository` and `MetricsRepository` of `marketpipe-ports` with sqlx, on one
+//! database file in WAL mode with a busy timeout, so that several `mp` processes can share it.
+//! The schema lives in `migrations/sqlite/` and is embedded here; it is applied on
+//! [`SqliteStore::open`] and by `mp migrate`. Among our crates it depends only on the ports and
+//! the domain; no sqlx type crosses its API (errors are `RepositoryError`s with the driver's
+//! error as a boxed source). PostgreSQL gets a sibling crate with the same contract.
+//!
+//! Storage conventions: timestamps are INTEGER nanoseconds, dates TEXT `YYYY-MM-DD`, prices
+//! INTEGER raw 1e-9 units (exact), counts INTEGER (a `u64` above `i64::MAX` is refused rather
+//! than wrapped).
+
+mod convert;
+mod jobs;
+mod manifest;
+mod metrics;
+mod summaries;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use marketpipe_ports::RepositoryError;
+use sqlx::SqlitePool;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::convert::map_sqlx;
+
+/// The embedded migrations of `migrations/sqlite/`.
+static MIGRATOR: Migrator = sqlx::migrate!("../../../migrations/sqlite");
+
+/// How long a statement waits for another connection's (or process's) write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections per store: writes are serialised anyway, a few readers are enough.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// Attempts at applying migrations when another process migrates the same file concurrently.
+const MIGRATION_ATTEMPTS: usize = 3;
+
+/// The SQLite metadata store: one database file, shared by every port it implements.
+///
+/// Cloning is cheap and shares the connection pool. Within a process, writes are serialised
+/// by an async mutex, so the store's own connections never wait on each other in SQLite's
+/// busy handler; other processes are kept apart by SQLite's locks and the busy timeout.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: Arc<PathBuf>,
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("connections", &self.pool.size())
+            .field("closed", &self.pool.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` (creating the file and its parent directory if needed)
+    /// and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, RepositoryError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| RepositoryError::Backend {
+                message: format!(
+                    "cannot create the directory {} of the metadata database: {e}",
+                    parent.display()
+                ),
+                source: Some(Box::new(e)),
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| map_sqlx(&format!("opening {}", path.display()), e))?;
+        let store = Self {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+            write_lock: Arc::new(Mutex::new(())),
+        };
+        let applied = store.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(path = %path.display(), versions = ?applied, "metadata store migrated");
+        }
+        Ok(store)
+    }
+
+    /// Applies pending migrations; returns the versions applied now (empty when up to date).
+    pub async fn migrate(&self) -> Result<Vec<i64>, RepositoryError> {
+        let _guard = self.write_guard().await;
+        let before = self.applied_versions().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => break,
+                // Another process may have applied the same migration between our check and
+                // our attempt (SQLite migrations take no lock beforehand): look again.
+                Err(MigrateError::ExecuteMigration(..) | MigrateError::Execute(_))
+                    if attempt < MIGRATION_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, "migration attempt failed; retrying");
+                }
+                Err(e) => return Err(migration_error(e)),
+            }
+        }
+        let after = self.applied_versions().await?;
+        Ok(after.difference(&before).copied().collect())
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The versions recorded as applied (empty before the first migration).
+    async fn applied_versions(&self) -> Result<BTreeSet<i64>, RepositoryError> {
+        let context = "reading applied migrations";
+        let table: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_sqlx(context, e))?;
+        if table.is_none() {
+            return Ok(BTreeSet::new());
+        }
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map_sqlx(context, e))?;
+        Ok(versions.into_iter().collect())
+    }
+
+    /// Serialises this process's writes (see the type's documentation).
+    async fn write_guard(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().await
+    }
+}
+
+/// A migration failure, naming the migration's version.
+fn migration_error(e: MigrateError) -> RepositoryError {
+    let version = match &e {
+        MigrateError::ExecuteMigration(_, v)
+        | MigrateError::VersionMissing(v)
+        | MigrateError::VersionMismatch(v)
+        | MigrateError::VersionNotPresent(v)
+        | MigrateError::VersionTooOld(v, _)
+        | MigrateError::VersionTooNew(v, _)
+        | MigrateError::Dirty(v) => Some(*v),
+        _ => None,
+    };
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or_default();
+    let which = match version {
+        Some(v) => format!("migration {v}"),
+        None => format!("migration (up to version {latest})"),
+    };
+    let busy = match &e {
+        MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => {
+            convert::is_busy(inner)
+        }
+        _ => false,
+    };
+    let message = format!("{which} of the metadata store failed: {e}");
+    if busy {
+        RepositoryError::Unavailable {
+            message,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        RepositoryError::Backend {
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The coordinator: runs a job's work items and keeps the job's state and checkpoints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use marketpipe_domain::calendar::ny_date;
+use marketpipe_domain::{
+    Bar, DomainEvent, IngestionJob, JobId, JobSpec, JobState, SessionKind, Timeframe,
+    TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
+};
+use marketpipe_ports::{
+    Adjustment, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher, JobRepository,
+    MarketDataProvider, PartitionKey, PartitionManifest, PartitionRecord, ProviderError,
+    WorkItemRepository, WriteMeta,
+};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::error::IngestError;
+use crate::report::{ItemReport, JobReport};
+use crate::retry::RetryPolicy;
+
+/// The ports the coordinator works through.
+#[derive(Debug, Clone)]
+pub struct IngestDeps {
+    /// Where bars come from.
+    pub provider: Arc<dyn MarketDataProvider>,
+    /// Where bars go.
+    pub lake: Arc<dyn BarStore>,
+    /// Job records.
+    pub jobs: Arc<dyn JobRepository>,
+    /// Checkpoints.
+    pub items: Arc<dyn WorkItemRepository>,
+    /// The partition manifest.
+    pub manifest: Arc<dyn PartitionManifest>,
+    /// Daily summaries.
+    pub summaries: Arc<dyn DailySummaryRepository>,
+    /// Domain events.
+    pub events: Arc<dyn EventPublisher>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Work items in flight at once.
+    pub concurrency: usize,
+    /// Page size asked of the provider (`None`: the provider's maximum).
+    pub page_size: Option<usize>,
+    /// Corporate-action adjustment.
+    pub adjustment: Adjustment,
+    /// Retries of transient provider failures.
+    pub retry: RetryPolicy,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            page_size: None,
+            adjustment: Adjustment::Raw,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Progress callbacks (a progress bar, plain lines, nothing). Called from the coordinator's
+/// task, never concurrently.
+pub trait IngestProgress: Send + Sync {
+    /// The run starts with `pending` of the job's items to do.
+    fn started(&self, job: &IngestionJob, pending: usize) {
+        let _ = (job, pending);
+    }
+    /// An item finished (done or failed).
+    fn item_finished(&self, item: &WorkItem, report: &ItemReport) {
+        let _ = (item, report);
+    }
+}
+
+/// Progress that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl IngestProgress for NoProgress {}
+
+/// Runs ingestion jobs.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    deps: IngestDeps,
+    options: IngestOptions,
+    calendar: TradingCalendar,
+}
+
+impl Coordinator {
+    /// A coordinator over `deps`.
+    pub fn new(deps: IngestDeps, options: IngestOptions) -> Self {
+        Self {
+            deps,
+            options,
+            calendar: TradingCalendar::xnys(),
+        }
+    }
+
+    /// Plans and stores a new pending job.
+    pub async fn create_job(&self, id: JobId, spec: JobSpec) -> Result<IngestionJob, IngestError> {
+        // Every date must be inside the calendar's years before anything is stored.
+        self.calendar.sessions(spec.dates)?;
+        let job = IngestionJob::new(id, spec, self.deps.clock.now());
+        self.deps.jobs.create(&job).await?;
+        Ok(job)
+    }
+
+    /// The newest unfinished (running, failed or cancelled) job with exactly `spec`, among the
+    /// `recent` newest jobs: re-running a command continues that job from its checkpoints.
+    pub async fn find_unfinished(
+        &self,
+        spec: &JobSpec,
+        recent: usize,
+    ) -> Result<Option<IngestionJob>, IngestError> {
+        for summary in self.deps.jobs.list(recent).await? {
+            if !matches!(
+                summary.state,
+                JobState::Running | JobState::Failed | JobState::Cancelled
+            ) {
+                continue;
+            }
+            if let Some(job) = self.deps.jobs.get(&summary.id).await?
+                && job.spec() == spec
+            {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Loads a job for `--resume`, checking that it can be resumed.
+    pub async fn load_resumable(&self, id: &JobId) -> Result<IngestionJob, IngestError> {
+        let job = self
+            .deps
+            .jobs
+            .get(id)
+            .await?
+            .ok_or_else(|| IngestError::JobNotFound(id.to_string()))?;
+        if !matches!(
+            job.state(),
+            JobState::Running | JobState::Failed | JobState::Cancelled
+        ) {
+            return Err(IngestError::NotResumable {
+                job_id: id.to_string(),
+                state: job.state().to_string(),
+            });
+        }
+        Ok(job)
+    }
+
+    /// Runs a pending job, or resumes a running (interrupted), failed or cancelled one from
+    /// its checkpoints. Setting `cancel` stops starting new items; the job then ends
+    /// `Cancelled` once the items in flight have finished.
+    pub async fn run(
+        &self,
+        mut job: IngestionJob,
+        progress: &dyn IngestProgress,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<JobReport, IngestError> {
+        let started = Instant::now();
+        let span = info_span!("job", id = %job.id());
+        let now = self.deps.clock.now();
+        let event = if job.state() == JobState::Pending {
+            job.start(now)?
+        } else {
+            job.resume(now)?
+        };
+        self.deps.jobs.save_state(&job).await?;
+        self.publish(&event).await;
+        let pending: Vec<WorkItem> = job.pending_items().cloned().collect();
+        // A resume resets unfinished items to pending: checkpoint that too.
+        for item in &pending {
+            self.deps.items.save_item(job.id(), item).await?;
+        }
+        progress.started(&job, pending.len());
+        info!(parent: &span, items = pending.len(), provider = %job.spec().provider, "job running");
+
+        let mut tally = Tally::default();
+        let mut queue = pending.into_iter();
+        let mut in_flight: JoinSet<ItemOutcome> = JoinSet::new();
+        let concurrency = self.options.concurrency.max(1);
+        let shared = Arc::new(ItemRunner {
+            deps: self.deps.clone(),
+            options: self.options.clone(),
+            calendar: self.calendar,
+            job_id: job.id().clone(),
+            spec: job.spec().clone(),
+        });
+        loop {
+            while in_flight.len() < concurrency && !cancel.load(Ordering::Relaxed) {
+                let Some(item) = queue.next() else { break };
+                job.begin_item(item.index)?;
+                let runner = Arc::clone(&shared);
+                let item_span =
+                    info_span!(parent: &span, "item", symbol = %item.symbol, dates = %item.dates);
+                in_flight.spawn(
+                    async move {
+                        let result = runner.run_item(&item).await;
+                        (item, result)
+                    }
+                    .instrument(item_span),
+                );
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            tally.items_run += 1;
+            let (item, result) = match joined {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // A panicking item must not take the job's bookkeeping down with it.
+                    let reason = format!("work item task failed: {e}");
+                    let aborted = job.abort(&reason, self.deps.clock.now())?;
+                    self.deps.jobs.save_state(&job).await?;
+                    self.publish(&aborted).await;
+                    return Err(IngestError::TaskFailed(reason));
+                }
+            };
+            self.record_item(&mut job, &item, result, &mut tally, progress)
+                .instrument(span.clone())
+                .await?;
+        }
+        let now = self.deps.clock.now();
+        let event = if cancel.load(Ordering::Relaxed)
+            && job
+                .pending_items()
+                .any(|i| i.status == WorkItemStatus::Pending)
+        {
+            job.cancel(now)?
+        } else {
+            job.finish(now)?
+        };
+        self.deps.jobs.save_state(&job).await?;
+        self.publish(&event).await;
+        let report = JobReport {
+            job_id: job.id().clone(),
+            state: job.state(),
+            failure: job.failure().map(str::to_owned),
+            items_total: job.items().len(),
+            items_run: tally.items_run,
+            items_failed: tally.items_failed,
+            totals: tally.totals,
+            elapsed: started.elapsed(),
+        };
+        info!(parent: &span, state = %report.state, bars = report.totals.bars_fetched, "job finished");
+        Ok(report)
+    }
+
+    /// Applies one finished item to the job and checkpoints it.
+    async fn record_item(
+        &self,
+        job: &mut IngestionJob,
+        item: &WorkItem,
+        result: Result<ItemReport, (String, ItemReport)>,
+        tally: &mut Tally,
+        progress: &dyn IngestProgress,
+    ) -> Result<(), IngestError> {
+        let report = match result {
+            Ok(report) => {
+                let event = job.complete_item(item.index, report.bars_stored)?;
+                self.checkpoint(job, item.index).await?;
+                self.publish(&event).await;
+                report
+            }
+            Err((reason, report)) => {
+                warn!(symbol = %item.symbol, dates = %item.dates, %reason, "work item failed");
+                tally.items_failed += 1;
+                job.fail_item(item.index, &reason)?;
+                self.checkpoint(job, item.index).await?;
+                report
+            }
+        };
+        tally.totals.add(&report);
+        if let Some(done) = job.items().get(item.index) {
+            progress.item_finished(done, &report);
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, job: &IngestionJob, index: usize) -> Result<(), IngestError> {
+        if let Some(item) = job.items().get(index) {
+            self.deps.items.save_item(job.id(), item).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, event: &DomainEvent) {
+        if let Err(e) = self.deps.events.publish(event).await {
+            warn!(error = %e, "event not published");
+        }
+    }
+}
+
+/// A finished item task: the item and its counts, or the reason it failed with the counts.
+type ItemOutcome = (WorkItem, Result<ItemReport, (String, ItemReport)>);
+
+/// Running totals of a job run.
+#[derive(Debug, Default)]
+struct Tally {
+    items_run: usize,
+    items_failed: usize,
+    totals: ItemReport,
+}
+
+/// What one spawned item task needs (owned, so the task is `'static`).
+#[derive(Debug)]
+struct ItemRunner {
+    deps: IngestDeps,
+    options: IngestOptions,
+    calendar: TradingCalendar,
+    job_id: JobId,
+    spec: JobSpec,
+}
+
+impl ItemRunner {
+    /// Fetches, cleans, writes and records one work item. On failure returns the reason
+    /// (naming the file or the provider error) with the counts so far.
+    async fn run_item(&self, item: &WorkItem) -> Result<ItemReport, (String, ItemReport)> {
+        let mut report = ItemReport::default();
+        let bars = match self.fetch(item, &mut report).await {
+            Ok(bars) => bars,
+            Err(e) => return Err((e.to_string(), report)),
+        };
+        let bars = self.clean(item, bars, &mut report);
+        if bars.is_empty() {
+            warn!(symbol = %item.symbol, dates = %item.dates, "provider returned no bars");
+            return Ok(report);
+        }
+        let mut by_partition: BTreeMap<PartitionKey, Vec<Bar>> = BTreeMap::new();
+        for bar in bars {
+            by_partition
+                .entry(PartitionKey::for_bar(Timeframe::M1, bar.symbol, bar.ts))
+                .or_default()
+                .push(bar);
+        }
+        let meta = WriteMeta {
+            provider: self.spec.provider.clone(),
+            feed: self.spec.feed.clone(),
+            ingested_at: self.deps.clock.now(),
+            job_id: Some(self.job_id.clone()),
+        };
+        for (key, bars) in &by_partition {
+            let outcome = self
+                .deps
+                .lake
+                .write_partition(key, bars, &meta)
+                .await
+                .map_err(|e| (e.to_string(), report))?;
+            report.bars_stored += outcome.rows;
+            report.bars_changed += outcome.inserted + outcome.updated;
+            if outcome.rewritten {
+                report.partitions_written += 1;
+            } else {
+                report.partitions_unchanged += 1;
+            }
+            // Only after the file is in place is the partition recorded (write protocol step 4).
+            let record = PartitionRecord {
+                key: *key,
+                path: outcome.path.clone(),
+                rows: outcome.rows,
+                min_ts: outcome.min_ts,
+                max_ts: outcome.max_ts,
+                content_hash: outcome.content_hash.clone(),
+                job_id: Some(self.job_id.clone()),
+                written_at: meta.ingested_at,
+            };
+            self.deps
+                .manifest
+                .record(&record)
+                .await
+                .map_err(|e| (format!("recording partition {key}: {e}"), report))?;
+            let summaries = daily_summary(bars).map_err(|e| (e.to_string(), report))?;
+            self.deps
+                .summaries
+                .upsert(&summaries)
+                .await
+                .map_err(|e| (format!("storing daily summaries of {key}: {e}"), report))?;
+            debug!(partition = %key, rows = outcome.rows, rewritten = outcome.rewritten, "partition written");
+        }
+        Ok(report)
+    }
+
+    /// Every page of the item's symbol and dates, with retries.
+    async fn fetch(
+        &self,
+        item: &WorkItem,
+        report: &mut ItemReport,
+    ) -> Result<Vec<Bar>, ProviderError> {
+        let (start, end) = self.calendar.utc_bounds(item.dates);
+        let range = marketpipe_domain::TimeRange::new(start, end).map_err(|e| {
+            ProviderError::BadRequest {
+                provider: self.spec.provider.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let mut request = BarRequest {
+            symbols: vec![item.symbol],
+            range,
+            timeframe: Timeframe::M1,
+            session: self.spec.session,
+            feed: self.spec.feed.clone(),
+            adjustment: self.options.adjustment,
+            page_size: self.options.page_size,
+            cursor: None,
+        };
+        let mut bars = Vec::new();
+        loop {
+            let page = self.fetch_page(&request, report).await?;
+            report.bars_fetched += page.bars.len() as u64;
+            report.fractional_volumes_rounded += page.fractional_volumes_rounded;
+            bars.extend(page.bars);
+            match page.next {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => return Ok(bars),
+            }
+        }
+    }
+
+    async fn fetch_page(
+        &self,
+        request: &BarRequest,
+        report: &mut ItemReport,
+    ) -> Result<marketpipe_ports::BarPage, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            report.requests += 1;
+            match self.deps.provider.fetch_bars(request).await {
+                Ok(page) => return Ok(page),
+                Err(e) if e.is_retryable() && attempt < self.options.retry.max_retries => {
+                    let entropy = u64::try_from(self.deps.clock.now().nanos()).unwrap_or(0)
+                        ^ (u64::from(attempt) << 32);
+                    let wait = self.options.retry.delay(attempt, e.retry_after(), entropy);
+                    warn!(error = %e, attempt = attempt + 1, wait_ms = wait.as_millis(), "retrying provider request");
+                    report.retries += 1;
+                    report.retry_wait += wait;
+                    if wait > Duration::ZERO {
+                        tokio::time::sleep(wait).await;
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Keeps the item's symbol, its dates and the requested hours; drops repeated bars (the
+    /// last one received wins). Every drop is counted and logged, never silent.
+    fn clean(&self, item: &WorkItem, mut bars: Vec<Bar>, report: &mut ItemReport) -> Vec<Bar> {
+        let before = bars.len();
+        let calendar = self.calendar;
+        let kind: SessionKind = self.spec.session;
+        let mut session_cache: Option<(chrono::NaiveDate, Option<marketpipe_domain::Session>)> =
+            None;
+        bars.retain(|b| {
+            if b.symbol != item.symbol {
+                return false;
+            }
+            let date = ny_date(b.ts);
+            if !item.dates.contains(date) {
+                return false;
+            }
+            let session = match session_cache {
+                Some((d, s)) if d == date => s,
+                _ => {
+                    let s = calendar.session(date).ok().flatten();
+                    session_cache = Some((date, s));
+                    s
+                }
+            };
+            session.is_some_and(|s| s.contains_minute(b.ts, kind))
+        });
+        let outside = (before - bars.len()) as u64;
+        if outside > 0 {
+            warn!(symbol = %item.symbol, dropped = outside, "bars outside the requested symbol, dates or session hours dropped");
+        }
+        report.outside_session_dropped += outside;
+        // Stable sort keeps arrival order among equal ts, so "last wins" below is well defined.
+        bars.sort_by_key(|b| b.ts);
+        let mut deduped: Vec<Bar> = Vec::with_capacity(bars.len());
+        for bar in bars {
+            match deduped.last_mut() {
+                Some(last) if last.ts == bar.ts => {
+                    *last = bar;
+                    report.duplicates_dropped += 1;
+                }
+                _ => deduped.push(bar),
+            }
+        }
+        if report.duplicates_dropped > 0 {
+            debug!(symbol = %item.symbol, duplicates = report.duplicates_dropped, "repeated bars dropped");
+        }
+        deduped
+    }
+}

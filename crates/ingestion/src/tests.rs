@@ -1,0 +1,592 @@
+//! Coordinator tests against mockall providers and in-memory fakes of the storage ports.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use marketpipe_domain::{
+    Bar, DailySummary, DateRange, IngestionJob, JobId, JobSpec, JobState, Price, SessionKind,
+    Symbol, Timeframe, Timestamp, TradingCalendar, WorkItem, WorkItemStatus,
+};
+use marketpipe_ports::{
+    BarBatchStream, BarPage, BarQuery, BarStore, CollectingPublisher, DailySummaryRepository,
+    FixedClock, IntegrityReport, JobRepository, JobSummary, LakeError, MockMarketDataProvider,
+    PageCursor, PartitionInfo, PartitionKey, PartitionManifest, PartitionRecord, ProviderError,
+    ProviderInfo, RepositoryError, WorkItemRepository, WriteMeta, WriteOutcome,
+};
+
+use crate::{Coordinator, IngestDeps, IngestOptions, NoProgress, RetryPolicy};
+
+#[derive(Debug, Default)]
+struct MemLake {
+    parts: Mutex<BTreeMap<PartitionKey, Vec<Bar>>>,
+    corrupt: Mutex<HashSet<PartitionKey>>,
+}
+
+#[async_trait]
+impl BarStore for MemLake {
+    async fn write_partition(
+        &self,
+        key: &PartitionKey,
+        bars: &[Bar],
+        _meta: &WriteMeta,
+    ) -> Result<WriteOutcome, LakeError> {
+        if self.corrupt.lock().unwrap().contains(key) {
+            return Err(LakeError::Corrupt {
+                path: format!("lake/{key}/part-0.parquet"),
+                message: "bad footer".into(),
+                source: None,
+            });
+        }
+        let mut parts = self.parts.lock().unwrap();
+        let stored = parts.entry(*key).or_default();
+        let mut merged: BTreeMap<Timestamp, Bar> = stored.iter().map(|b| (b.ts, *b)).collect();
+        let (mut inserted, mut updated) = (0, 0);
+        for b in bars {
+            match merged.insert(b.ts, *b) {
+                None => inserted += 1,
+                Some(old) if old != *b => updated += 1,
+                Some(_) => {}
+            }
+        }
+        let rewritten = inserted + updated > 0;
+        *stored = merged.into_values().collect();
+        Ok(WriteOutcome {
+            key: *key,
+            path: key.to_string(),
+            rows: stored.len() as u64,
+            inserted,
+            updated,
+            rewritten,
+            content_hash: format!("{}", stored.len()),
+            min_ts: stored.first().map(|b| b.ts),
+            max_ts: stored.last().map(|b| b.ts),
+        })
+    }
+    async fn read_partition(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
+        Ok(self
+            .parts
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn read_bars(&self, _q: &BarQuery) -> Result<BarBatchStream, LakeError> {
+        Ok(Box::pin(futures::stream::empty()))
+    }
+    async fn list_partitions(
+        &self,
+        _f: Timeframe,
+        _s: &[Symbol],
+    ) -> Result<Vec<PartitionInfo>, LakeError> {
+        Ok(Vec::new())
+    }
+    async fn check_integrity(&self, _f: Option<Timeframe>) -> Result<IntegrityReport, LakeError> {
+        Ok(IntegrityReport::default())
+    }
+}
+
+#[derive(Debug, Default)]
+struct MemStore {
+    jobs: Mutex<BTreeMap<JobId, IngestionJob>>,
+    items: Mutex<BTreeMap<(JobId, usize), WorkItem>>,
+    manifest: Mutex<BTreeMap<PartitionKey, PartitionRecord>>,
+    summaries: Mutex<BTreeMap<(Symbol, chrono::NaiveDate), DailySummary>>,
+    checkpoints: AtomicUsize,
+}
+
+impl MemStore {
+    fn job(&self, id: &JobId) -> IngestionJob {
+        let job = self.jobs.lock().unwrap().get(id).cloned().unwrap();
+        let items: Vec<WorkItem> = self
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((j, _), _)| j == id)
+            .map(|(_, i)| i.clone())
+            .collect();
+        IngestionJob::restore(
+            job.id().clone(),
+            job.spec().clone(),
+            job.state(),
+            items,
+            job.created_at(),
+            job.started_at(),
+            job.finished_at(),
+            job.failure().map(str::to_owned),
+        )
+    }
+}
+
+#[async_trait]
+impl JobRepository for MemStore {
+    async fn create(&self, job: &IngestionJob) -> Result<(), RepositoryError> {
+        self.jobs
+            .lock()
+            .unwrap()
+            .insert(job.id().clone(), job.clone());
+        for i in job.items() {
+            self.items
+                .lock()
+                .unwrap()
+                .insert((job.id().clone(), i.index), i.clone());
+        }
+        Ok(())
+    }
+    async fn save_state(&self, job: &IngestionJob) -> Result<(), RepositoryError> {
+        self.jobs
+            .lock()
+            .unwrap()
+            .insert(job.id().clone(), job.clone());
+        Ok(())
+    }
+    async fn get(&self, id: &JobId) -> Result<Option<IngestionJob>, RepositoryError> {
+        let exists = self.jobs.lock().unwrap().contains_key(id);
+        Ok(exists.then(|| self.job(id)))
+    }
+    async fn list(&self, limit: usize) -> Result<Vec<JobSummary>, RepositoryError> {
+        let jobs = self.jobs.lock().unwrap();
+        Ok(jobs
+            .values()
+            .rev()
+            .take(limit)
+            .map(|j| JobSummary {
+                id: j.id().clone(),
+                provider: j.spec().provider.clone(),
+                state: j.state(),
+                symbols: j.spec().symbols.len(),
+                items_done: 0,
+                items_total: j.items().len(),
+                bars: 0,
+                created_at: j.created_at(),
+                finished_at: j.finished_at(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl WorkItemRepository for MemStore {
+    async fn save_item(&self, job: &JobId, item: &WorkItem) -> Result<(), RepositoryError> {
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.items
+            .lock()
+            .unwrap()
+            .insert((job.clone(), item.index), item.clone());
+        Ok(())
+    }
+    async fn items(&self, job: &JobId) -> Result<Vec<WorkItem>, RepositoryError> {
+        Ok(self.job(job).items().to_vec())
+    }
+}
+
+#[async_trait]
+impl PartitionManifest for MemStore {
+    async fn record(&self, r: &PartitionRecord) -> Result<(), RepositoryError> {
+        self.manifest.lock().unwrap().insert(r.key, r.clone());
+        Ok(())
+    }
+    async fn get(&self, key: &PartitionKey) -> Result<Option<PartitionRecord>, RepositoryError> {
+        Ok(self.manifest.lock().unwrap().get(key).cloned())
+    }
+    async fn list(
+        &self,
+        _f: Timeframe,
+        _s: &[Symbol],
+    ) -> Result<Vec<PartitionRecord>, RepositoryError> {
+        Ok(self.manifest.lock().unwrap().values().cloned().collect())
+    }
+    async fn stale_for(&self, _t: Timeframe) -> Result<Vec<PartitionRecord>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn mark_aggregated(
+        &self,
+        _s: &PartitionKey,
+        _t: Timeframe,
+        _h: &str,
+    ) -> Result<(), RepositoryError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DailySummaryRepository for MemStore {
+    async fn upsert(&self, summaries: &[DailySummary]) -> Result<(), RepositoryError> {
+        let mut m = self.summaries.lock().unwrap();
+        for s in summaries {
+            m.insert((s.symbol, s.date), *s);
+        }
+        Ok(())
+    }
+    async fn list(
+        &self,
+        symbol: Symbol,
+        dates: DateRange,
+    ) -> Result<Vec<DailySummary>, RepositoryError> {
+        Ok(self
+            .summaries
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.symbol == symbol && dates.contains(s.date))
+            .copied()
+            .collect())
+    }
+}
+
+fn info() -> ProviderInfo {
+    ProviderInfo {
+        name: "mock".into(),
+        display_name: "Mock".into(),
+        feeds: vec![],
+        default_feed: None,
+        max_symbols_per_request: 1,
+        max_page_size: 100,
+        rate_limit: None,
+        history_start: None,
+        requires_credentials: false,
+        supports_extended_hours: true,
+    }
+}
+
+/// Two regular minutes per session of the request's dates, plus one bar after the close.
+fn bars_for(request: &marketpipe_ports::BarRequest) -> Vec<Bar> {
+    let cal = TradingCalendar::xnys();
+    let start = marketpipe_domain::calendar::ny_date(request.range.start());
+    let end = marketpipe_domain::calendar::ny_date(request.range.end().saturating_add_nanos(-1));
+    let mut out = Vec::new();
+    let p = Price::from_raw(100_000_000_000).unwrap();
+    for s in cal.sessions(DateRange::new(start, end).unwrap()).unwrap() {
+        for ts in [s.open, s.open.saturating_add_nanos(60_000_000_000), s.close] {
+            out.push(Bar::new(request.symbols[0], ts, p, p, p, p, 10));
+        }
+    }
+    out
+}
+
+struct Harness {
+    lake: Arc<MemLake>,
+    store: Arc<MemStore>,
+    events: Arc<CollectingPublisher>,
+}
+
+fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
+    let lake = Arc::new(MemLake::default());
+    let store = Arc::new(MemStore::default());
+    let events = Arc::new(CollectingPublisher::default());
+    let deps = IngestDeps {
+        provider: Arc::new(provider),
+        lake: lake.clone(),
+        jobs: store.clone(),
+        items: store.clone(),
+        manifest: store.clone(),
+        summaries: store.clone(),
+        events: events.clone(),
+        clock: Arc::new(FixedClock(Timestamp::from_nanos(1_700_000_000_000_000_000))),
+    };
+    let options = IngestOptions {
+        concurrency: 3,
+        retry: RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        },
+        ..IngestOptions::default()
+    };
+    (
+        Coordinator::new(deps, options),
+        Harness {
+            lake,
+            store,
+            events,
+        },
+    )
+}
+
+fn spec(symbols: &str, start: &str, end: &str) -> JobSpec {
+    JobSpec {
+        provider: "mock".into(),
+        feed: None,
+        symbols: Symbol::parse_list(symbols).unwrap(),
+        dates: DateRange::parse(start, end).unwrap(),
+        session: SessionKind::Regular,
+    }
+}
+
+/// A provider that pages every response in two and repeats the page boundary bar.
+fn paging_provider() -> MockMarketDataProvider {
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(info);
+    p.expect_fetch_bars().returning(|req| {
+        let all = bars_for(req);
+        let half = all.len() / 2;
+        Ok(match &req.cursor {
+            None => BarPage {
+                bars: all[..=half].to_vec(),
+                next: Some(PageCursor("2".into())),
+                fractional_volumes_rounded: 0,
+            },
+            Some(_) => BarPage {
+                bars: all[half..].to_vec(),
+                next: None,
+                fractional_volumes_rounded: 1,
+            },
+        })
+    });
+    p
+}
+
+#[tokio::test]
+async fn job_runs_every_item_dedupes_drops_outside_bars_and_checkpoints() {
+    let (coord, h) = harness(paging_provider());
+    let job = coord
+        .create_job(
+            JobId::new("j1").unwrap(),
+            spec("AAPL,MSFT", "2024-01-30", "2024-02-02"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.items().len(), 4);
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.items_run, 4);
+    // 4 sessions x 2 symbols x 3 bars, one repeated per item across pages.
+    assert_eq!(report.totals.bars_fetched, 4 * 2 * 3 + 4);
+    assert_eq!(report.totals.duplicates_dropped, 4);
+    assert_eq!(
+        report.totals.outside_session_dropped, 8,
+        "the bar at the close, every session"
+    );
+    assert_eq!(report.totals.fractional_volumes_rounded, 4);
+    assert_eq!(report.totals.requests, 8);
+    assert_eq!(report.totals.partitions_written, 4);
+    let parts = h.lake.parts.lock().unwrap();
+    assert_eq!(parts.len(), 4);
+    assert!(
+        parts
+            .values()
+            .all(|b| b.windows(2).all(|w| w[0].ts < w[1].ts))
+    );
+    assert_eq!(parts.values().map(Vec::len).sum::<usize>(), 16);
+    assert_eq!(h.store.manifest.lock().unwrap().len(), 4);
+    assert_eq!(h.store.summaries.lock().unwrap().len(), 8);
+    let stored = h.store.job(&JobId::new("j1").unwrap());
+    assert_eq!(stored.state(), JobState::Completed);
+    assert!(
+        stored
+            .items()
+            .iter()
+            .all(|i| i.status == WorkItemStatus::Done && i.bars_written > 0)
+    );
+    let names: Vec<&str> = h
+        .events
+        .events()
+        .iter()
+        .map(marketpipe_domain::DomainEvent::name)
+        .collect();
+    assert_eq!(names.first(), Some(&"ingestion_job_started"));
+    assert_eq!(names.last(), Some(&"ingestion_job_completed"));
+    assert_eq!(names.iter().filter(|n| **n == "bars_ingested").count(), 4);
+}
+
+#[tokio::test]
+async fn rerun_changes_nothing() {
+    let (coord, h) = harness(paging_provider());
+    for id in ["a", "b"] {
+        let job = coord
+            .create_job(
+                JobId::new(id).unwrap(),
+                spec("AAPL", "2024-01-02", "2024-01-05"),
+            )
+            .await
+            .unwrap();
+        let report = coord
+            .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+            .await
+            .unwrap();
+        assert_eq!(report.state, JobState::Completed);
+        if id == "b" {
+            assert_eq!(report.totals.partitions_written, 0);
+            assert_eq!(report.totals.partitions_unchanged, 1);
+            assert_eq!(report.totals.bars_changed, 0);
+        }
+    }
+    assert_eq!(h.lake.parts.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn corrupt_partition_fails_its_item_only_and_the_job_names_it() {
+    let (coord, h) = harness(paging_provider());
+    let bad = PartitionKey::for_date(
+        Timeframe::M1,
+        Symbol::new("MSFT").unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+    );
+    h.lake.corrupt.lock().unwrap().insert(bad);
+    let job = coord
+        .create_job(
+            JobId::new("j").unwrap(),
+            spec("AAPL,MSFT", "2024-01-30", "2024-02-02"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Failed);
+    assert_eq!(report.items_failed, 1);
+    let failure = report.failure.unwrap();
+    assert!(failure.contains("1 of 4 work items failed"), "{failure}");
+    assert!(
+        failure.contains("lake/1m/MSFT/2024-02/part-0.parquet"),
+        "{failure}"
+    );
+    assert_eq!(
+        h.lake.parts.lock().unwrap().len(),
+        3,
+        "the other partitions completed"
+    );
+    let stored = h.store.job(&JobId::new("j").unwrap());
+    assert_eq!(stored.state(), JobState::Failed);
+
+    // Once the file is repaired, a resume runs only the failed item.
+    h.lake.corrupt.lock().unwrap().clear();
+    let job = coord
+        .load_resumable(&JobId::new("j").unwrap())
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.items_run, 1);
+    assert!(
+        coord
+            .load_resumable(&JobId::new("j").unwrap())
+            .await
+            .is_err(),
+        "completed jobs are not resumable"
+    );
+    assert!(matches!(
+        coord.load_resumable(&JobId::new("nope").unwrap()).await,
+        Err(crate::IngestError::JobNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_and_permanent_ones_fail_the_item() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(info);
+    let c = calls.clone();
+    p.expect_fetch_bars().returning(move |req| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        if req.symbols[0].as_str() == "BAD" {
+            return Err(ProviderError::Auth {
+                provider: "mock".into(),
+                message: "subscription does not permit".into(),
+            });
+        }
+        match n {
+            0 => Err(ProviderError::Transient {
+                provider: "mock".into(),
+                message: "502".into(),
+                source: None,
+            }),
+            1 => Err(ProviderError::RateLimited {
+                provider: "mock".into(),
+                retry_after: Some(Duration::ZERO),
+            }),
+            _ => Ok(BarPage {
+                bars: bars_for(req),
+                next: None,
+                fractional_volumes_rounded: 0,
+            }),
+        }
+    });
+    let (coord, _h) = harness(p);
+    let mut s = spec("AAPL", "2024-01-02", "2024-01-03");
+    let job = coord
+        .create_job(JobId::new("r").unwrap(), s.clone())
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.totals.retries, 2);
+    assert_eq!(report.totals.requests, 3);
+    s.symbols = Symbol::parse_list("BAD").unwrap();
+    let job = coord.create_job(JobId::new("p").unwrap(), s).await.unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Failed);
+    assert_eq!(
+        report.totals.requests, 1,
+        "permanent errors are not retried"
+    );
+    assert!(
+        report
+            .failure
+            .unwrap()
+            .contains("subscription does not permit")
+    );
+}
+
+#[tokio::test]
+async fn cancellation_stops_new_items_and_unfinished_jobs_are_found_by_spec() {
+    let (coord, _h) = harness(paging_provider());
+    let s = spec("AAPL,MSFT", "2024-01-02", "2024-03-29");
+    let job = coord
+        .create_job(JobId::new("c").unwrap(), s.clone())
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(true)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Cancelled);
+    assert_eq!(report.items_run, 0);
+    let found = coord.find_unfinished(&s, 10).await.unwrap().unwrap();
+    assert_eq!(found.id().as_str(), "c");
+    assert!(
+        coord
+            .find_unfinished(&spec("AAPL", "2024-01-02", "2024-03-29"), 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let report = coord
+        .run(found, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.items_run, 6);
+    assert!(coord.find_unfinished(&s, 10).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn dates_outside_the_calendar_are_refused_before_anything_is_stored() {
+    let (coord, h) = harness(paging_provider());
+    let err = coord
+        .create_job(
+            JobId::new("x").unwrap(),
+            spec("AAPL", "1999-12-01", "2000-01-05"),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1999-12-01"), "{err}");
+    assert!(h.store.jobs.lock().unwrap().is_empty());
+}
