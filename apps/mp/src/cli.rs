@@ -3,6 +3,8 @@
 // Doc comments here are --help text for users, not rustdoc: no Markdown backticks.
 #![allow(clippy::doc_markdown)]
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// MarketPipe: ingest, store, aggregate, validate and query 1-minute OHLCV bars.
@@ -30,6 +32,15 @@ pub(crate) struct GlobalArgs {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MP_LOG_FORMAT")]
     pub(crate) log_format: LogFormat,
+
+    /// Data directory: the lake (DIR/lake) and the metadata database (DIR/marketpipe.db).
+    /// Default: the config's data_dir, else ./data.
+    #[arg(long, global = true, env = "MP_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// YAML configuration file (see `mp config init`).
+    #[arg(long, global = true, env = "MP_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -43,9 +54,121 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Ingest 1-minute bars from a provider into the lake (also `mp ohlcv ingest`).
+    #[command(alias = "ingest-ohlcv")]
+    Ingest(IngestArgs),
+
+    /// OHLCV pipeline commands (the same as the top-level ones).
+    Ohlcv {
+        #[command(subcommand)]
+        command: OhlcvCommand,
+    },
+
+    /// List and inspect ingestion jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+
+    /// Create or upgrade the metadata database (also done on first use).
+    Migrate,
+
+    /// Write an example configuration, or show the resolved one.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+
     /// Print the XNYS trading sessions between two dates, with their hours in New York
     /// time and UTC.
     Calendar(CalendarArgs),
+}
+
+/// `mp ohlcv …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OhlcvCommand {
+    /// Ingest 1-minute bars from a provider into the lake.
+    Ingest(IngestArgs),
+}
+
+/// `mp ingest`.
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Provider name (fake, …). Default: the config's ingest.provider, else fake.
+    #[arg(long)]
+    pub(crate) provider: Option<String>,
+
+    /// Symbols, comma-separated (AAPL,MSFT,BRK.B).
+    #[arg(long, value_name = "LIST", required_unless_present_any = ["symbols_file", "resume"])]
+    pub(crate) symbols: Option<String>,
+
+    /// A file of symbols: one or more per line, comma- or space-separated; '#' starts a
+    /// comment.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) symbols_file: Option<PathBuf>,
+
+    /// First session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long, required_unless_present = "resume")]
+    pub(crate) start: Option<String>,
+
+    /// Last session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long, required_unless_present = "resume")]
+    pub(crate) end: Option<String>,
+
+    /// Work items (symbol x month) in flight at once. Default: the config's
+    /// ingest.concurrency, else 4.
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+
+    /// Keep extended hours (04:00-20:00 ET) instead of regular hours (09:30-16:00 ET).
+    #[arg(long)]
+    pub(crate) extended_hours: bool,
+
+    /// Provider feed, for providers with several.
+    #[arg(long)]
+    pub(crate) feed: Option<String>,
+
+    /// Continue a failed, cancelled or interrupted job from its checkpoints.
+    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "symbols_file", "start", "end", "provider", "extended_hours", "feed"])]
+    pub(crate) resume: Option<String>,
+}
+
+/// `mp jobs …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// The newest jobs first.
+    List {
+        /// How many jobs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job with its work items.
+    Show {
+        /// The job id (from `mp jobs list`).
+        job_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mp config …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a commented example configuration (config_version: 1), or write it to a file.
+    Init {
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the resolved configuration (file, MP_* environment, flags), secrets masked.
+    Show,
 }
 
 /// `mp calendar`.

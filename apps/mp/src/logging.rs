@@ -24,6 +24,7 @@ pub(crate) fn init(args: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // A second init (only possible in tests) keeps the first subscriber.
     let _ = match args.log_format {

@@ -10,17 +10,73 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod config;
 mod error;
 mod logging;
+mod progress;
+mod wiring;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ConfigCommand, JobsCommand, OhlcvCommand};
+use commands::Context;
 use error::AppError;
+
+/// Loads the configuration and resolves the data directory (no file is created here).
+fn context(cli: &Cli) -> Result<(Context, config::Loaded), AppError> {
+    let loaded = config::load(cli.global.config.as_deref(), &|k| std::env::var(k).ok())?;
+    config::validate(&loaded.config).map_err(error::usage)?;
+    let data_dir = wiring::data_dir(cli.global.data_dir.as_deref(), &loaded.config);
+    let ctx = Context {
+        config: loaded.config.clone(),
+        data_dir,
+        quiet: cli.global.quiet > 0,
+    };
+    Ok((ctx, loaded))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Failed(e.into()))
+}
 
 fn run(cli: &Cli) -> Result<(), AppError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match &cli.command {
         Command::Calendar(args) => commands::calendar::run(args, &mut out),
+        Command::Config {
+            command: ConfigCommand::Init { output, force },
+        } => commands::config::init(output.as_deref(), *force, &mut out),
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            let (ctx, loaded) = context(cli)?;
+            commands::config::show_resolved(&ctx, loaded.source.as_deref(), &mut out)
+        }
+        Command::Ingest(args)
+        | Command::Ohlcv {
+            command: OhlcvCommand::Ingest(args),
+        } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::ingest::run(&ctx, args, &mut out))
+        }
+        Command::Jobs { command } => {
+            let (ctx, _) = context(cli)?;
+            let rt = runtime()?;
+            match command {
+                JobsCommand::List { limit, json } => {
+                    rt.block_on(commands::jobs::list(&ctx, *limit, *json, &mut out))
+                }
+                JobsCommand::Show { job_id, json } => {
+                    rt.block_on(commands::jobs::show(&ctx, job_id, *json, &mut out))
+                }
+            }
+        }
+        Command::Migrate => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::migrate::run(&ctx, &mut out))
+        }
     }
 }
 

@@ -47,6 +47,12 @@ pub enum DomainError {
         /// What rule it broke.
         reason: &'static str,
     },
+    /// A date that is not `YYYY-MM-DD`.
+    #[error("invalid date {value:?}: expected YYYY-MM-DD, e.g. 2024-01-02")]
+    InvalidDate {
+        /// The rejected input.
+        value: String,
+    },
     /// A date outside the years the trading calendar knows.
     #[error("date {date} is outside the XNYS calendar's supported years {first}-{last}")]
     CalendarOutOfRange {

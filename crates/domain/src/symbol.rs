@@ -72,11 +72,12 @@ impl Symbol {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
 
-    /// Parses a comma- or whitespace-separated list (`"AAPL, MSFT BRK.B"`), removing
-    /// duplicates while keeping the first-seen order. An empty list is an error.
+    /// Parses a comma-separated list (`"AAPL, MSFT,BRK.B"`; spaces around commas are
+    /// ignored), removing duplicates while keeping the first-seen order. `"A B"` is one
+    /// invalid symbol, not two. An empty list is an error.
     pub fn parse_list(text: &str) -> Result<Vec<Self>, DomainError> {
         let mut out: Vec<Self> = Vec::new();
-        for part in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        for part in text.split(',').map(str::trim) {
             if part.is_empty() {
                 continue;
             }
@@ -184,8 +185,9 @@ mod tests {
 
     #[test]
     fn parse_list_dedups_and_rejects_empty() {
-        let v = Symbol::parse_list("AAPL, MSFT  AAPL,BRK.B").unwrap();
+        let v = Symbol::parse_list("AAPL, MSFT ,AAPL,BRK.B").unwrap();
         assert_eq!(v.len(), 3);
+        assert!(Symbol::parse_list("A B").is_err());
         assert!(Symbol::parse_list(" , ").is_err());
         assert!(Symbol::parse_list("AAPL,../x").is_err());
     }

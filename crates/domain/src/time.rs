@@ -233,9 +233,8 @@ impl fmt::Display for DateRange {
 
 /// Parses `YYYY-MM-DD`, naming the value in the error.
 pub fn parse_date(text: &str) -> Result<NaiveDate, DomainError> {
-    NaiveDate::from_str(text.trim()).map_err(|_| DomainError::InvalidTimestamp {
+    NaiveDate::from_str(text.trim()).map_err(|_| DomainError::InvalidDate {
         value: text.to_owned(),
-        reason: "expected a date as YYYY-MM-DD, e.g. 2024-01-02",
     })
 }
 

@@ -1,3 +1,22 @@
 //! One module per subcommand.
 
 pub(crate) mod calendar;
+pub(crate) mod config;
+pub(crate) mod ingest;
+pub(crate) mod jobs;
+pub(crate) mod migrate;
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+
+/// What every command that touches data needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    /// The resolved configuration.
+    pub(crate) config: Config,
+    /// The resolved data directory.
+    pub(crate) data_dir: PathBuf,
+    /// Whether progress should be silent (`-q`).
+    pub(crate) quiet: bool,
+}
