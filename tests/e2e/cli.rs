@@ -98,3 +98,31 @@ fn logs_go_to_stderr_in_text_or_json_and_respect_verbosity() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn help_creates_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, usage) in [
+        (vec!["ingest", "--help"], "Usage: mp ingest"),
+        (vec!["ingest-ohlcv", "--help"], "Usage: mp ingest"),
+        (vec!["ohlcv", "ingest", "--help"], "Usage: mp ohlcv ingest"),
+        (vec!["ohlcv", "--help"], "Usage: mp ohlcv"),
+        (vec!["jobs", "--help"], "Usage: mp jobs"),
+        (vec!["jobs", "list", "--help"], "Usage: mp jobs list"),
+        (vec!["jobs", "show", "--help"], "Usage: mp jobs show"),
+        (vec!["migrate", "--help"], "Usage: mp migrate"),
+        (vec!["config", "--help"], "Usage: mp config"),
+        (vec!["config", "init", "--help"], "Usage: mp config init"),
+        (vec!["config", "show", "--help"], "Usage: mp config show"),
+        (vec!["calendar", "--help"], "Usage: mp calendar"),
+        (vec!["help", "ingest"], "Usage: mp ingest"),
+    ] {
+        mp(dir.path())
+            .args(&args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(usage));
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "help created files: {left:?}");
+}

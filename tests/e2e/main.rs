@@ -1,8 +1,15 @@
 //! End-to-end tests: they run the built `mp` binary on real files in temporary directories,
 //! with fixed dates, and check what a user sees (stdout, stderr, exit code, files).
 
+// Tests may unwrap (CONTRIBUTING); clippy's allow-unwrap-in-tests covers `#[test]` functions
+// only, not the helpers they share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod calendar;
 mod cli;
+mod config;
+mod ingest;
+mod lake;
 
 use assert_cmd::Command;
 
@@ -13,4 +20,22 @@ pub(crate) fn mp(dir: &std::path::Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("MP_LOG_FORMAT");
     cmd
+}
+
+/// The `mp` binary as a plain process (to spawn, run side by side or kill), in `dir`, with
+/// the same clean environment as [`mp`] and its output discarded.
+pub(crate) fn mp_process(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mp"));
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("MP_LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// A command's stdout or stderr as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

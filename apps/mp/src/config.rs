@@ -202,11 +202,26 @@ fn overlay_env(
         leaf => {
             if let Some(text) = env(prefix) {
                 let parsed: Value = if matches!(leaf, Value::String(_)) {
-                    Value::String(text)
+                    Value::String(text.clone())
                 } else {
                     serde_yaml_ng::from_str(&text)
                         .with_context(|| format!("{prefix}={text:?} is not a valid value"))?
                 };
+                let same_kind = match (&*leaf, &parsed) {
+                    (Value::Number(_), Value::Number(_)) | (Value::Bool(_), Value::Bool(_)) => true,
+                    (Value::Number(_) | Value::Bool(_), _) => false,
+                    _ => true,
+                };
+                if !same_kind {
+                    anyhow::bail!(
+                        "{prefix}={text:?}: expected {}",
+                        if leaf.is_boolean() {
+                            "true or false"
+                        } else {
+                            "a number"
+                        }
+                    );
+                }
                 *leaf = parsed;
             }
         }
@@ -306,7 +321,7 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains("concurrency") || err.contains("lots"), "{err}");
+        assert!(err.contains("MP_INGEST_CONCURRENCY=\"lots\""), "{err}");
     }
 
     #[test]

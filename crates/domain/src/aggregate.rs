@@ -5,11 +5,12 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::bar::Bar;
-use crate::calendar::ny_date;
+use crate::calendar::{ny_date, ny_instant};
 use crate::error::DomainError;
 use crate::events::DomainEvent;
 use crate::price::Price;
 use crate::symbol::Symbol;
+use crate::time::Timestamp;
 
 /// One symbol's session summarised: OHLC, volume, VWAP and bar count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,6 +85,10 @@ pub fn vwap(bars: &[Bar]) -> Option<Price> {
 pub struct SymbolBarsAggregate {
     symbol: Symbol,
     date: NaiveDate,
+    // The session date's New York day as UTC instants, so that `add_bar` needs no time-zone
+    // lookup per bar.
+    day_start: Timestamp,
+    day_end: Timestamp,
     first: Option<Bar>,
     last: Option<Bar>,
     high: Price,
@@ -97,9 +102,12 @@ pub struct SymbolBarsAggregate {
 impl SymbolBarsAggregate {
     /// An empty aggregate for `symbol` on the session `date`.
     pub fn new(symbol: Symbol, date: NaiveDate) -> Self {
+        let next = date.succ_opt().unwrap_or(date);
         Self {
             symbol,
             date,
+            day_start: ny_instant(date, 0, 0),
+            day_end: ny_instant(next, 0, 0),
             first: None,
             last: None,
             high: Price::ZERO,
@@ -121,6 +129,11 @@ impl SymbolBarsAggregate {
         self.date
     }
 
+    /// Whether `ts` falls on the aggregate's New York date.
+    pub fn covers(&self, ts: Timestamp) -> bool {
+        self.day_start <= ts && ts < self.day_end
+    }
+
     /// Bars added so far.
     pub const fn bar_count(&self) -> u32 {
         self.bar_count
@@ -137,10 +150,10 @@ impl SymbolBarsAggregate {
         if bar.symbol != self.symbol {
             return Err(reject(format!("aggregate is for {}", self.symbol)));
         }
-        let date = ny_date(bar.ts);
-        if date != self.date {
+        if !self.covers(bar.ts) {
             return Err(reject(format!(
-                "bar is on session {date}, aggregate is for {}",
+                "bar is on session {}, aggregate is for {}",
+                ny_date(bar.ts),
                 self.date
             )));
         }
@@ -200,6 +213,14 @@ pub fn daily_summary(bars: &[Bar]) -> Result<Vec<DailySummary>, DomainError> {
     let mut out = Vec::new();
     let mut current: Option<SymbolBarsAggregate> = None;
     for bar in bars {
+        // One time-zone lookup per day, not per bar.
+        if let Some(a) = current.as_mut()
+            && a.symbol() == bar.symbol
+            && a.covers(bar.ts)
+        {
+            a.add_bar(bar)?;
+            continue;
+        }
         let date = ny_date(bar.ts);
         if let Some(a) = current.as_ref()
             && a.symbol() == bar.symbol

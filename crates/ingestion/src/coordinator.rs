@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use marketpipe_domain::calendar::ny_date;
 use marketpipe_domain::{
     Bar, DomainEvent, IngestionJob, JobId, JobSpec, JobState, SessionKind, Timeframe,
     TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
@@ -113,7 +112,7 @@ impl Coordinator {
         Ok(job)
     }
 
-    /// The newest unfinished (running, failed or cancelled) job with exactly `spec`, among the
+    /// The newest unfinished (pending, running, failed or cancelled) job with exactly `spec`, among the
     /// `recent` newest jobs: re-running a command continues that job from its checkpoints.
     pub async fn find_unfinished(
         &self,
@@ -121,10 +120,7 @@ impl Coordinator {
         recent: usize,
     ) -> Result<Option<IngestionJob>, IngestError> {
         for summary in self.deps.jobs.list(recent).await? {
-            if !matches!(
-                summary.state,
-                JobState::Running | JobState::Failed | JobState::Cancelled
-            ) {
+            if summary.state == JobState::Completed {
                 continue;
             }
             if let Some(job) = self.deps.jobs.get(&summary.id).await?
@@ -136,7 +132,8 @@ impl Coordinator {
         Ok(None)
     }
 
-    /// Loads a job for `--resume`, checking that it can be resumed.
+    /// Loads a job for `--resume`, checking that it can be resumed (anything but completed:
+    /// a pending job is one whose process died before starting it).
     pub async fn load_resumable(&self, id: &JobId) -> Result<IngestionJob, IngestError> {
         let job = self
             .deps
@@ -144,10 +141,7 @@ impl Coordinator {
             .get(id)
             .await?
             .ok_or_else(|| IngestError::JobNotFound(id.to_string()))?;
-        if !matches!(
-            job.state(),
-            JobState::Running | JobState::Failed | JobState::Cancelled
-        ) {
+        if job.state() == JobState::Completed {
             return Err(IngestError::NotResumable {
                 job_id: id.to_string(),
                 state: job.state().to_string(),
@@ -455,35 +449,28 @@ impl ItemRunner {
     /// last one received wins). Every drop is counted and logged, never silent.
     fn clean(&self, item: &WorkItem, mut bars: Vec<Bar>, report: &mut ItemReport) -> Vec<Bar> {
         let before = bars.len();
-        let calendar = self.calendar;
         let kind: SessionKind = self.spec.session;
-        let mut session_cache: Option<(chrono::NaiveDate, Option<marketpipe_domain::Session>)> =
-            None;
+        // The item's sessions, once; the bars are then checked against sorted bounds, with no
+        // time-zone lookup per bar.
+        let bounds: Vec<(marketpipe_domain::Timestamp, marketpipe_domain::Timestamp)> = self
+            .calendar
+            .sessions(item.dates)
+            .map(|s| s.iter().map(|s| s.bounds(kind)).collect())
+            .unwrap_or_default();
+        // Stable sort keeps arrival order among equal ts, so "last wins" below is well defined.
+        bars.sort_by_key(|b| b.ts);
+        let mut next = 0;
         bars.retain(|b| {
-            if b.symbol != item.symbol {
-                return false;
+            while next < bounds.len() && bounds[next].1 <= b.ts {
+                next += 1;
             }
-            let date = ny_date(b.ts);
-            if !item.dates.contains(date) {
-                return false;
-            }
-            let session = match session_cache {
-                Some((d, s)) if d == date => s,
-                _ => {
-                    let s = calendar.session(date).ok().flatten();
-                    session_cache = Some((date, s));
-                    s
-                }
-            };
-            session.is_some_and(|s| s.contains_minute(b.ts, kind))
+            b.symbol == item.symbol && bounds.get(next).is_some_and(|(open, _)| *open <= b.ts)
         });
         let outside = (before - bars.len()) as u64;
         if outside > 0 {
             warn!(symbol = %item.symbol, dropped = outside, "bars outside the requested symbol, dates or session hours dropped");
         }
         report.outside_session_dropped += outside;
-        // Stable sort keeps arrival order among equal ts, so "last wins" below is well defined.
-        bars.sort_by_key(|b| b.ts);
         let mut deduped: Vec<Bar> = Vec::with_capacity(bars.len());
         for bar in bars {
             match deduped.last_mut() {

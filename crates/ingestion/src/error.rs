@@ -13,7 +13,7 @@ pub enum IngestError {
     #[error("job {0} not found (see `mp jobs list`)")]
     JobNotFound(String),
     /// A job that cannot be resumed.
-    #[error("job {job_id} is {state}: only failed, cancelled or interrupted jobs can be resumed")]
+    #[error("job {job_id} is {state}: a completed job has nothing left to resume")]
     NotResumable {
         /// The job.
         job_id: String,

@@ -50,6 +50,14 @@ pub(crate) async fn run(
     let provider_name = spec
         .as_ref()
         .map_or_else(|| config.ingest.provider.clone(), |s| s.provider.clone());
+    if let Some(id) = &resume_id
+        && !wiring::database_path(&ctx.data_dir).exists()
+    {
+        return Err(usage(anyhow::anyhow!(
+            "job {id} not found: {} has no metadata database (see `mp jobs list`)",
+            ctx.data_dir.display()
+        )));
+    }
     ensure_writable_dir(&ctx.data_dir)?;
     let lake = Arc::new(wiring::lake(&ctx.data_dir, config)?);
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
