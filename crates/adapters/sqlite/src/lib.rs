@@ -43,7 +43,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 4;
 
 /// Attempts at applying migrations when another process migrates the same file concurrently.
-const MIGRATION_ATTEMPTS: usize = 3;
+const MIGRATION_ATTEMPTS: usize = 10;
+
+/// Opens tried while another process holds the database's exclusive lock (about 9 s in all).
+const OPEN_ATTEMPTS: u32 = 50;
 
 /// The SQLite metadata store: one database file, shared by every port it implements.
 ///
@@ -87,12 +90,28 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| map_sqlx(&format!("opening {}", path.display()), e))?;
+        // Switching a new database to WAL takes an exclusive lock, and SQLite answers "database
+        // is locked" at once (without its busy handler) when another process is doing the same:
+        // two `mp` processes started together on a fresh data dir. Retry the open briefly.
+        let mut attempt = 0u32;
+        let pool = loop {
+            let connected = SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| map_sqlx(&format!("opening {}", path.display()), e));
+            match connected {
+                Ok(pool) => break pool,
+                Err(e) if e.is_retryable() && attempt < OPEN_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = %e, "metadata database busy while opening; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10))))
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let store = Self {
             pool,
             path: Arc::new(path.to_path_buf()),
@@ -120,6 +139,7 @@ impl SqliteStore {
                     if attempt < MIGRATION_ATTEMPTS =>
                 {
                     tracing::debug!(attempt, "migration attempt failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => return Err(migration_error(e)),
             }

@@ -708,3 +708,20 @@ async fn a_closed_store_is_unavailable() {
     let err = JobRepository::list(&store, 1).await.unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_stores_opening_a_fresh_file_at_once_all_succeed() {
+    // Two `mp` processes started together on a new data dir both create and migrate the file.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("fresh-{round}.db"));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let p = path.clone();
+            tasks.push(tokio::spawn(async move { SqliteStore::open(&p).await.map(|_| ()) }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
