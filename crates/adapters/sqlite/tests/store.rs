@@ -718,7 +718,9 @@ async fn several_stores_opening_a_fresh_file_at_once_all_succeed() {
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let p = path.clone();
-            tasks.push(tokio::spawn(async move { SqliteStore::open(&p).await.map(|_| ()) }));
+            tasks.push(tokio::spawn(async move {
+                SqliteStore::open(&p).await.map(|_| ())
+            }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
