@@ -58,6 +58,11 @@ pub(crate) enum Command {
     #[command(alias = "ingest-ohlcv")]
     Ingest(IngestArgs),
 
+    /// Check stored bars against the data-quality rules and keep the reports (also
+    /// `mp ohlcv validate`).
+    #[command(alias = "validate-ohlcv")]
+    Validate(ValidateArgs),
+
     /// OHLCV pipeline commands (the same as the top-level ones).
     Ohlcv {
         #[command(subcommand)]
@@ -89,6 +94,49 @@ pub(crate) enum Command {
 pub(crate) enum OhlcvCommand {
     /// Ingest 1-minute bars from a provider into the lake.
     Ingest(IngestArgs),
+    /// Check stored bars against the data-quality rules.
+    Validate(ValidateArgs),
+}
+
+/// `mp validate`.
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Validate the bars of this ingestion job (its symbols, dates and hours).
+    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "start", "end", "list", "show"])]
+    pub(crate) job_id: Option<String>,
+
+    /// Symbols, comma-separated (with --start and --end).
+    #[arg(long, value_name = "LIST", requires_all = ["start", "end"])]
+    pub(crate) symbols: Option<String>,
+
+    /// First session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long, requires = "symbols")]
+    pub(crate) start: Option<String>,
+
+    /// Last session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long, requires = "symbols")]
+    pub(crate) end: Option<String>,
+
+    /// Bars must lie in extended hours (04:00-20:00 ET) rather than regular hours. Default:
+    /// the config's validation.session.
+    #[arg(long)]
+    pub(crate) extended_hours: bool,
+
+    /// List the stored reports.
+    #[arg(long, conflicts_with_all = ["symbols", "show"])]
+    pub(crate) list: bool,
+
+    /// Print one report (a name from --list, e.g. 20261127T040631Z-2805c3_AAPL).
+    #[arg(long, value_name = "REPORT", conflicts_with = "symbols")]
+    pub(crate) show: Option<String>,
+
+    /// Exit 1 when any error-severity finding exists.
+    #[arg(long)]
+    pub(crate) strict: bool,
+
+    /// Symbols validated at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub(crate) concurrency: usize,
 }
 
 /// `mp ingest`.
@@ -127,6 +175,10 @@ pub(crate) struct IngestArgs {
     /// Provider feed, for providers with several.
     #[arg(long)]
     pub(crate) feed: Option<String>,
+
+    /// Validate the job's bars when it has run (see `mp validate`).
+    #[arg(long)]
+    pub(crate) validate: bool,
 
     /// Continue a failed, cancelled or interrupted job from its checkpoints.
     #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "symbols_file", "start", "end", "provider", "extended_hours", "feed"])]

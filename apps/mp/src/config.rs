@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) lake: LakeConfig,
     /// Ingestion settings.
     pub(crate) ingest: IngestConfig,
+    /// Validation thresholds.
+    pub(crate) validation: marketpipe_domain::ValidationThresholds,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             lake: LakeConfig::default(),
             ingest: IngestConfig::default(),
+            validation: marketpipe_domain::ValidationThresholds::default(),
         }
     }
 }
@@ -118,6 +121,17 @@ ingest:
   max_retries: 5
   retry_base_delay_ms: 250
   retry_max_delay_ms: 60000
+
+validation:
+  # A bar whose high or low is more than this many percent from the previous close.
+  price_jump_pct: 10.0
+  # A bar whose robust z-score (median/MAD) of log volume exceeds this.
+  volume_outlier_score: 8.0
+  # This many consecutive zero-volume bars or more are reported as a run.
+  zero_volume_run: 30
+  # Which hours bars must lie in when validating symbols x dates: regular or extended.
+  # (A job is validated against the hours it was ingested with.)
+  session: regular
 ";
 
 /// A loaded configuration and where it came from.
@@ -277,6 +291,22 @@ pub(crate) fn validate(config: &Config) -> anyhow::Result<()> {
     }
     if config.lake.max_row_group_size == 0 {
         bail!("lake.max_row_group_size must be at least 1 (got 0)");
+    }
+    let v = &config.validation;
+    if !(v.price_jump_pct.is_finite() && v.price_jump_pct > 0.0) {
+        bail!(
+            "validation.price_jump_pct must be a positive number (got {})",
+            v.price_jump_pct
+        );
+    }
+    if !(v.volume_outlier_score.is_finite() && v.volume_outlier_score > 0.0) {
+        bail!(
+            "validation.volume_outlier_score must be a positive number (got {})",
+            v.volume_outlier_score
+        );
+    }
+    if v.zero_volume_run == 0 {
+        bail!("validation.zero_volume_run must be at least 1 (got 0)");
     }
     config
         .lake

@@ -61,6 +61,13 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             let (ctx, _) = context(cli)?;
             runtime()?.block_on(commands::ingest::run(&ctx, args, &mut out))
         }
+        Command::Validate(args)
+        | Command::Ohlcv {
+            command: OhlcvCommand::Validate(args),
+        } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::validate::run(&ctx, args, &mut out))
+        }
         Command::Jobs { command } => {
             let (ctx, _) = context(cli)?;
             let rt = runtime()?;

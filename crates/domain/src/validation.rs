@@ -220,6 +220,10 @@ impl Default for ValidationThresholds {
 }
 
 /// Price consistency of each bar: OHLC relations and positive prices.
+///
+/// A bar whose high is below its low necessarily breaks another relation too (its high is
+/// below its open or close, or its low above them); it is reported once, as
+/// `ohlc_high_below_low`, the root cause.
 pub fn check_prices(bars: &[Bar]) -> Vec<Finding> {
     let mut out = Vec::new();
     for b in bars {
@@ -229,30 +233,50 @@ pub fn check_prices(bars: &[Bar]) -> Vec<Finding> {
                 RuleId::HighBelowLow,
                 format!("high {} < low {}", b.high, b.low),
             );
-        }
-        if b.high < b.open {
-            flag(
-                RuleId::HighBelowOpen,
-                format!("high {} < open {}", b.high, b.open),
-            );
-        }
-        if b.high < b.close {
-            flag(
-                RuleId::HighBelowClose,
-                format!("high {} < close {}", b.high, b.close),
-            );
-        }
-        if b.low > b.open {
-            flag(
-                RuleId::LowAboveOpen,
-                format!("low {} > open {}", b.low, b.open),
-            );
-        }
-        if b.low > b.close {
-            flag(
-                RuleId::LowAboveClose,
-                format!("low {} > close {}", b.low, b.close),
-            );
+        } else {
+            let relations = [
+                (
+                    b.high < b.open,
+                    RuleId::HighBelowOpen,
+                    "high",
+                    b.high,
+                    "<",
+                    "open",
+                    b.open,
+                ),
+                (
+                    b.high < b.close,
+                    RuleId::HighBelowClose,
+                    "high",
+                    b.high,
+                    "<",
+                    "close",
+                    b.close,
+                ),
+                (
+                    b.low > b.open,
+                    RuleId::LowAboveOpen,
+                    "low",
+                    b.low,
+                    ">",
+                    "open",
+                    b.open,
+                ),
+                (
+                    b.low > b.close,
+                    RuleId::LowAboveClose,
+                    "low",
+                    b.low,
+                    ">",
+                    "close",
+                    b.close,
+                ),
+            ];
+            for (broken, rule, left, lv, op, right, rv) in relations {
+                if broken {
+                    flag(rule, format!("{left} {lv} {op} {right} {rv}"));
+                }
+            }
         }
         let non_positive: Vec<&str> = [
             ("open", b.open),
@@ -375,7 +399,8 @@ pub fn check_price_jumps(bars: &[Bar], pct: f64) -> Vec<Finding> {
     let mut out = Vec::new();
     for pair in bars.windows(2) {
         let (prev, b) = (&pair[0], &pair[1]);
-        if !prev.close.is_positive() {
+        // A non-positive price is its own finding; a jump to or from it would repeat it.
+        if !prev.close.is_positive() || !b.low.is_positive() || !b.high.is_positive() {
             continue;
         }
         let pc = prev.close.to_f64();
@@ -495,10 +520,13 @@ pub fn check_coverage(
         }
         let mut expected = open;
         for b in &bars[lo..hi] {
-            if b.ts > expected {
-                push_gap(&mut out, symbol, expected, b.ts);
+            // A misaligned bar counts for the minute it falls in (it is reported by its own
+            // rule); gaps are measured in whole minutes.
+            let minute = b.ts.floor_to(NANOS_PER_MINUTE);
+            if minute > expected {
+                push_gap(&mut out, symbol, expected, minute);
             }
-            expected = expected.max(b.ts.saturating_add_nanos(NANOS_PER_MINUTE));
+            expected = expected.max(minute.saturating_add_nanos(NANOS_PER_MINUTE));
         }
         if expected < close {
             push_gap(&mut out, symbol, expected, close);
@@ -657,7 +685,7 @@ mod tests {
             let mut b = clean_day()[0];
             (b.open, b.high, b.low, b.close) = (p(o), p(h), p(l), p(c));
             let rules: Vec<RuleId> = check_prices(&[b]).iter().map(|f| f.rule).collect();
-            assert!(rules.contains(&rule), "{rule}: {rules:?}");
+            assert_eq!(rules, [rule], "each case breaks exactly one relation");
         }
         let mut zero = clean_day()[0];
         zero.low = Price::ZERO;

@@ -74,6 +74,9 @@ impl BarStore for MemLake {
             .cloned()
             .unwrap_or_default())
     }
+    async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
+        self.read_partition(key).await
+    }
     async fn read_bars(&self, _q: &BarQuery) -> Result<BarBatchStream, LakeError> {
         Ok(Box::pin(futures::stream::empty()))
     }

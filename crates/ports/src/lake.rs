@@ -169,6 +169,10 @@ pub trait BarStore: Send + Sync + fmt::Debug {
     /// Every bar of one partition, sorted by `ts` (empty when it does not exist).
     async fn read_partition(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError>;
 
+    /// Every row of one partition exactly as stored, in file order, without sorting or
+    /// removing duplicates: what validation must see (empty when the file does not exist).
+    async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError>;
+
     /// Streams the bars of `query`, partition by partition.
     async fn read_bars(&self, query: &BarQuery) -> Result<BarBatchStream, LakeError>;
 

@@ -73,15 +73,7 @@ pub(crate) async fn run(
         events: events.clone(),
         clock: clock.clone(),
     };
-    let options = IngestOptions {
-        concurrency,
-        retry: RetryPolicy {
-            max_retries: config.ingest.max_retries,
-            base_delay: Duration::from_millis(config.ingest.retry_base_delay_ms),
-            max_delay: Duration::from_millis(config.ingest.retry_max_delay_ms),
-        },
-        ..IngestOptions::default()
-    };
+    let options = ingest_options(config, concurrency);
 
     let job = select_job(
         ctx,
@@ -113,10 +105,15 @@ pub(crate) async fn run(
     signal_task.abort();
     let report = result.map_err(|e| AppError::Failed(e.into()))?;
     record_metrics(store.as_ref(), &report, clock.now()).await;
-    store.close().await;
     print_summary(out, &report, symbols)?;
+    let validated = if args.validate && report.state == JobState::Completed {
+        crate::commands::validate::after_ingest(ctx, &store, &report.job_id, out).await
+    } else {
+        Ok(())
+    };
+    store.close().await;
     match report.state {
-        JobState::Completed => Ok(()),
+        JobState::Completed => validated,
         state => Err(AppError::Failed(anyhow::anyhow!(
             "job {} {}: {}",
             report.job_id,
@@ -126,6 +123,19 @@ pub(crate) async fn run(
                 .as_deref()
                 .unwrap_or("stopped before all work items ran; continue with --resume")
         ))),
+    }
+}
+
+/// Coordinator options from the configuration and the flags.
+fn ingest_options(config: &crate::config::Config, concurrency: usize) -> IngestOptions {
+    IngestOptions {
+        concurrency,
+        retry: RetryPolicy {
+            max_retries: config.ingest.max_retries,
+            base_delay: Duration::from_millis(config.ingest.retry_base_delay_ms),
+            max_delay: Duration::from_millis(config.ingest.retry_max_delay_ms),
+        },
+        ..IngestOptions::default()
     }
 }
 

@@ -198,6 +198,17 @@ impl BarStore for ParquetLake {
         blocking(path.clone(), move || read_partition_bars(&path, symbol)).await
     }
 
+    async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
+        let path = self.partition_path(key);
+        let symbol = key.symbol;
+        blocking(path.clone(), move || {
+            Ok(read_file(&path, symbol)?
+                .map(codec::Rows::into_bars)
+                .unwrap_or_default())
+        })
+        .await
+    }
+
     async fn read_bars(&self, query: &BarQuery) -> Result<BarBatchStream, LakeError> {
         let partitions = self.list_partitions(query.frame, &query.symbols).await?;
         let range = query.range;

@@ -2,8 +2,9 @@
 //!
 //! The SQLite adapter behind MarketPipe's metadata ports (DESIGN §3): [`SqliteStore`]
 //! implements `JobRepository`, `WorkItemRepository`, `PartitionManifest`,
-//! `DailySummaryRepository` and `MetricsRepository` of `marketpipe-ports` with sqlx, on one
-//! database file in WAL mode with a busy timeout, so that several `mp` processes can share it.
+//! `DailySummaryRepository`, `MetricsRepository` and `ValidationReportRepository` of
+//! `marketpipe-ports` with sqlx, on one database file in WAL mode with a busy timeout, so that
+//! several `mp` processes can share it.
 //! The schema lives in `migrations/sqlite/` and is embedded here; it is applied on
 //! [`SqliteStore::open`] and by `mp migrate`. Among our crates it depends only on the ports and
 //! the domain; no sqlx type crosses its API (errors are `RepositoryError`s with the driver's
@@ -17,6 +18,7 @@ mod convert;
 mod jobs;
 mod manifest;
 mod metrics;
+mod reports;
 mod summaries;
 
 use std::collections::BTreeSet;

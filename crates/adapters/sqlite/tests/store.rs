@@ -535,7 +535,7 @@ async fn migrate_is_idempotent() {
             .fetch_all(&raw_pool(&path).await)
             .await
             .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
 }
 
 #[tokio::test]
@@ -546,6 +546,9 @@ async fn migrate_reports_the_versions_it_applies() {
     // Forget the migration and its tables, as on a fresh file.
     let raw = raw_pool(&path).await;
     for table in [
+        "DROP TABLE validation_findings",
+        "DROP TABLE validation_counts",
+        "DROP TABLE validation_reports",
         "DROP TABLE work_items",
         "DROP TABLE jobs",
         "DROP TABLE partitions",
@@ -559,7 +562,7 @@ async fn migrate_reports_the_versions_it_applies() {
             .await
             .unwrap();
     }
-    assert_eq!(store.migrate().await.unwrap(), [1]);
+    assert_eq!(store.migrate().await.unwrap(), [1, 2]);
     assert!(JobRepository::list(&store, 5).await.unwrap().is_empty());
 }
 
