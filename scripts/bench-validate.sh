@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 symbols_n="${1:-100}"
-concurrency="${2:-2}"
+concurrency="${2:-4}"
 runs="${3:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marketpipe/target}"
 cargo build --release --locked -p mp --quiet

@@ -134,8 +134,8 @@ pub(crate) struct ValidateArgs {
     #[arg(long)]
     pub(crate) strict: bool,
 
-    /// Symbols validated at once.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Symbols validated at once (reading, checking and saving overlap).
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub(crate) concurrency: usize,
 }
 

@@ -362,9 +362,18 @@ pub fn check_session_hours(
         return Ok(Vec::new());
     };
     let sessions = sessions_around(calendar, first, last)?;
+    let bounds: Vec<(Timestamp, Timestamp)> = sessions.iter().map(|s| s.bounds(kind)).collect();
     let width = frame.intraday_nanos();
     let mut out = Vec::new();
+    // Bars are normally sorted: walk the sessions with a cursor, and fall back to a binary
+    // search only when a bar goes backwards.
+    let mut cursor = 0;
+    let mut prev = Timestamp::from_nanos(i64::MIN);
     for b in bars {
+        if b.ts < prev {
+            cursor = 0;
+        }
+        prev = b.ts;
         let inside = match width {
             None => sessions
                 .binary_search_by_key(&ny_date(b.ts), |s| s.date)
@@ -372,8 +381,10 @@ pub fn check_session_hours(
             Some(w) => {
                 let end = b.ts.saturating_add_nanos(w);
                 // The first session whose end is after the bar's start.
-                let i = sessions.partition_point(|s| s.bounds(kind).1 <= b.ts);
-                sessions.get(i).is_some_and(|s| s.bounds(kind).0 < end)
+                while cursor < bounds.len() && bounds[cursor].1 <= b.ts {
+                    cursor += 1;
+                }
+                bounds.get(cursor).is_some_and(|(open, _)| *open < end)
             }
         };
         if !inside {

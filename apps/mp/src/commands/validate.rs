@@ -103,7 +103,7 @@ pub(crate) async fn after_ingest(
     job_id: &JobId,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
-    let validator = validator(ctx, store, 2)?;
+    let validator = validator(ctx, store, 4)?;
     let target = validator
         .target_for_job(job_id)
         .await
