@@ -126,3 +126,34 @@ fn help_creates_no_file() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "help created files: {left:?}");
 }
+
+#[test]
+fn domain_events_are_logged_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mp(dir.path())
+        .args([
+            "-v",
+            "ingest",
+            "--symbols",
+            "AAPL",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-02",
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    for event in [
+        "ingestion_job_started",
+        "bars_ingested",
+        "ingestion_job_completed",
+    ] {
+        assert!(stderr.contains(event), "{event} missing from:\n{stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        !stdout.contains("domain event"),
+        "events never go to stdout"
+    );
+}

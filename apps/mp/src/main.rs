@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod events;
 mod logging;
 mod progress;
 mod wiring;

@@ -11,7 +11,7 @@ use marketpipe_domain::{DateRange, JobId, JobSpec, JobState, SessionKind, Symbol
 use marketpipe_ingestion::{
     Coordinator, IngestDeps, IngestError, IngestOptions, JobReport, RetryPolicy,
 };
-use marketpipe_ports::{Clock, CollectingPublisher, MetricSample, MetricsRepository, SystemClock};
+use marketpipe_ports::{Clock, MetricSample, MetricsRepository, SystemClock};
 use tracing::{info, warn};
 
 use crate::cli::IngestArgs;
@@ -61,7 +61,7 @@ pub(crate) async fn run(
     ensure_writable_dir(&ctx.data_dir)?;
     let lake = Arc::new(wiring::lake(&ctx.data_dir, config)?);
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let events = Arc::new(CollectingPublisher::default());
+    let events = Arc::new(crate::events::LogPublisher);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let make = |provider| IngestDeps {
         provider,

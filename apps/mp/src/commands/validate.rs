@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use marketpipe_csv::{CsvReportStore, parse_report_name};
 use marketpipe_domain::{DateRange, JobId, SessionKind, Severity, Symbol};
-use marketpipe_ports::{CollectingPublisher, SystemClock, ValidationReportRepository};
+use marketpipe_ports::{SystemClock, ValidationReportRepository};
 use marketpipe_sqlite::SqliteStore;
 use marketpipe_validation::{
     ValidationDeps, ValidationError, ValidationRun, ValidationTarget, Validator,
@@ -130,7 +130,7 @@ fn validator(
         reports: vec![csv, store.clone()],
         jobs: store.clone(),
         metrics: store.clone(),
-        events: Arc::new(CollectingPublisher::default()),
+        events: Arc::new(crate::events::LogPublisher),
         clock: Arc::new(SystemClock),
     };
     Ok(Validator::new(deps, ctx.config.validation, concurrency))
