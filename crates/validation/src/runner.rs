@@ -393,10 +393,15 @@ impl SymbolJob {
             })
         });
         partitions.sort_by_key(|p| p.key);
-        let mut bars = Vec::new();
-        for p in &partitions {
-            let stored = self.deps.lake.read_partition_as_stored(&p.key).await?;
-            bars.extend(stored.into_iter().filter(|b| start <= b.ts && b.ts < end));
+        // The partitions decode in parallel (each read runs on a blocking thread); the
+        // symbol's bars are then put together once, in partition order.
+        let reads = partitions
+            .iter()
+            .map(|p| self.deps.lake.read_partition_as_stored(&p.key));
+        let stored = futures::future::try_join_all(reads).await?;
+        let mut bars = Vec::with_capacity(stored.iter().map(Vec::len).sum());
+        for part in stored {
+            bars.extend(part.into_iter().filter(|b| start <= b.ts && b.ts < end));
         }
         Ok(bars)
     }

@@ -18,7 +18,9 @@ use arrow_array::{
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use marketpipe_domain::{Bar, Price, Symbol, Timestamp};
 use marketpipe_ports::error::LakeError;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::statistics::Statistics;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::error::{corrupt, corrupt_with, io_error};
@@ -80,10 +82,6 @@ impl Rows {
         self.sources.get(row.source as usize)
     }
 
-    /// The bars alone.
-    pub(crate) fn into_bars(self) -> Vec<Bar> {
-        self.rows.into_iter().map(|r| r.bar).collect()
-    }
 }
 
 fn index_u32(i: usize) -> u32 {
@@ -368,14 +366,7 @@ impl Columns {
         }
         let type_error = |i: usize| format!("column `{}` cannot be decoded", REQUIRED[i].0);
         let sym = StrColumn::new(column(0)).ok_or_else(|| type_error(0))?;
-        let ts = prim::<TimestampNanosecondType>(column(1)).ok_or_else(|| type_error(1))?;
-        let open = prim::<Float64Type>(column(2)).ok_or_else(|| type_error(2))?;
-        let high = prim::<Float64Type>(column(3)).ok_or_else(|| type_error(3))?;
-        let low = prim::<Float64Type>(column(4)).ok_or_else(|| type_error(4))?;
-        let close = prim::<Float64Type>(column(5)).ok_or_else(|| type_error(5))?;
-        let volume = prim::<Int64Type>(column(6)).ok_or_else(|| type_error(6))?;
-        let trade_count = prim::<Int64Type>(column(7)).ok_or_else(|| type_error(7))?;
-        let vwap = prim::<Float64Type>(column(8)).ok_or_else(|| type_error(8))?;
+        let cols = BarColumns::new(&|i| Some(column(i)))?;
         let provider = StrColumn::new(column(9)).ok_or_else(|| type_error(9))?;
         let feed = StrColumn::new(column(10)).ok_or_else(|| type_error(10))?;
         let ingested = prim::<TimestampNanosecondType>(column(11)).ok_or_else(|| type_error(11))?;
@@ -391,37 +382,7 @@ impl Columns {
                     "row {row}: symbol `{row_symbol}` is not the partition's `{expected}`"
                 ));
             }
-            let price = |name: &str, value: f64| {
-                Price::from_f64(value).map_err(|e| format!("row {row}: {name}: {e}"))
-            };
-            let volume_value = volume.value(i);
-            let volume_value = u64::try_from(volume_value)
-                .map_err(|_| format!("row {row}: volume {volume_value} is negative"))?;
-            let trade_count_value = if trade_count.is_null(i) {
-                None
-            } else {
-                let v = trade_count.value(i);
-                Some(
-                    u64::try_from(v)
-                        .map_err(|_| format!("row {row}: trade_count {v} is negative"))?,
-                )
-            };
-            let vwap_value = if vwap.is_null(i) {
-                None
-            } else {
-                Some(price("vwap", vwap.value(i))?)
-            };
-            let bar = Bar {
-                symbol,
-                ts: Timestamp::from_nanos(ts.value(i)),
-                open: price("open", open.value(i))?,
-                high: price("high", high.value(i))?,
-                low: price("low", low.value(i))?,
-                close: price("close", close.value(i))?,
-                volume: volume_value,
-                trade_count: trade_count_value,
-                vwap: vwap_value,
-            };
+            let bar = cols.bar(i, row, symbol)?;
             let row_provider = provider.value(i);
             let row_feed = if feed.is_null(i) {
                 None
@@ -444,6 +405,177 @@ impl Columns {
         }
         Ok(())
     }
+}
+
+/// The bar columns (`ts` to `vwap`) of a decoded batch.
+struct BarColumns<'a> {
+    ts: &'a TimestampNanosecondArray,
+    open: &'a Float64Array,
+    high: &'a Float64Array,
+    low: &'a Float64Array,
+    close: &'a Float64Array,
+    volume: &'a Int64Array,
+    trade_count: &'a Int64Array,
+    vwap: &'a Float64Array,
+}
+
+impl<'a> BarColumns<'a> {
+    /// The columns, by their index in [`REQUIRED`] (`column` gives the batch's array).
+    fn new(column: &dyn Fn(usize) -> Option<&'a ArrayRef>) -> Result<Self, String> {
+        let error = |i: usize| format!("column `{}` cannot be decoded", REQUIRED[i].0);
+        let get = |i: usize| column(i).ok_or_else(|| error(i));
+        Ok(Self {
+            ts: prim::<TimestampNanosecondType>(get(1)?).ok_or_else(|| error(1))?,
+            open: prim::<Float64Type>(get(2)?).ok_or_else(|| error(2))?,
+            high: prim::<Float64Type>(get(3)?).ok_or_else(|| error(3))?,
+            low: prim::<Float64Type>(get(4)?).ok_or_else(|| error(4))?,
+            close: prim::<Float64Type>(get(5)?).ok_or_else(|| error(5))?,
+            volume: prim::<Int64Type>(get(6)?).ok_or_else(|| error(6))?,
+            trade_count: prim::<Int64Type>(get(7)?).ok_or_else(|| error(7))?,
+            vwap: prim::<Float64Type>(get(8)?).ok_or_else(|| error(8))?,
+        })
+    }
+
+    /// Row `i` as a bar (`row` numbers it in messages); rejects values that are not a bar.
+    #[inline]
+    fn bar(&self, i: usize, row: usize, symbol: Symbol) -> Result<Bar, String> {
+        let price = |name: &str, value: f64| {
+            Price::from_f64(value).map_err(|e| format!("row {row}: {name}: {e}"))
+        };
+        let volume = self.volume.value(i);
+        let volume =
+            u64::try_from(volume).map_err(|_| format!("row {row}: volume {volume} is negative"))?;
+        let trade_count = if self.trade_count.is_null(i) {
+            None
+        } else {
+            let v = self.trade_count.value(i);
+            Some(u64::try_from(v).map_err(|_| format!("row {row}: trade_count {v} is negative"))?)
+        };
+        let vwap = if self.vwap.is_null(i) {
+            None
+        } else {
+            Some(price("vwap", self.vwap.value(i))?)
+        };
+        Ok(Bar {
+            symbol,
+            ts: Timestamp::from_nanos(self.ts.value(i)),
+            open: price("open", self.open.value(i))?,
+            high: price("high", self.high.value(i))?,
+            low: price("low", self.low.value(i))?,
+            close: price("close", self.close.value(i))?,
+            volume,
+            trade_count,
+            vwap,
+        })
+    }
+}
+
+/// A partition file's bars as stored (file order, duplicates kept), reading only the bar
+/// columns: provenance is not decoded, and the `symbol` column only when the row groups'
+/// statistics do not already prove that every row is the partition's symbol. The same
+/// checks as [`read_file`] apply to what is decoded. `Ok(None)` when the file does not exist.
+pub(crate) fn read_bars_file(path: &Path, symbol: Symbol) -> Result<Option<Vec<Bar>>, LakeError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, "cannot open the partition file", e)),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| corrupt_with(path, format!("not a readable Parquet file: {e}"), e))?;
+    let columns = Columns::find(builder.schema()).map_err(|m| corrupt(path, m))?;
+    let symbol_proven = symbol_proven_by_statistics(builder.metadata(), symbol);
+    let roots = columns.0[usize::from(symbol_proven)..=8].to_vec();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let total = builder.metadata().file_metadata().num_rows();
+    let batch_size = usize::try_from(total).unwrap_or(0).clamp(1, MAX_READ_BATCH);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| corrupt_with(path, format!("cannot read the row groups: {e}"), e))?;
+    let mut bars = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| corrupt_with(path, format!("cannot decode the data: {e}"), e))?;
+        decode_bars_batch(&batch, symbol, !symbol_proven, &mut bars).map_err(|m| corrupt(path, m))?;
+    }
+    Ok(Some(bars))
+}
+
+/// Whether every row group's statistics say the `symbol` column holds only `symbol` (exact
+/// min and max equal to it, no nulls). Files without statistics are decoded instead.
+fn symbol_proven_by_statistics(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    symbol: Symbol,
+) -> bool {
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(leaf) = (0..schema.num_columns()).find(|&i| {
+        let column = schema.column(i);
+        column.path().parts().len() == 1 && column.name() == "symbol"
+    }) else {
+        return false;
+    };
+    let expected = symbol.as_str().as_bytes();
+    metadata.row_groups().iter().all(|rg| {
+        let Some(Statistics::ByteArray(stats)) = rg.column(leaf).statistics() else {
+            return false;
+        };
+        stats.null_count_opt() == Some(0)
+            && stats.min_is_exact()
+            && stats.max_is_exact()
+            && stats.min_opt().is_some_and(|v| v.data() == expected)
+            && stats.max_opt().is_some_and(|v| v.data() == expected)
+    })
+}
+
+/// Decodes a projected batch (bar columns, and `symbol` when `check_symbol`) into `out`.
+fn decode_bars_batch(
+    batch: &RecordBatch,
+    symbol: Symbol,
+    check_symbol: bool,
+    out: &mut Vec<Bar>,
+) -> Result<(), String> {
+    let base = out.len();
+    let schema = batch.schema();
+    let column = |i: usize| -> Option<&ArrayRef> {
+        let (index, _) = schema.column_with_name(REQUIRED[i].0)?;
+        Some(batch.column(index))
+    };
+    for (i, (name, _, nullable)) in REQUIRED.iter().enumerate().take(9) {
+        if i == 0 && !check_symbol {
+            continue;
+        }
+        let array = column(i).ok_or_else(|| format!("column `{name}` is missing"))?;
+        if !nullable && array.null_count() > 0 {
+            let first = (0..array.len()).find(|&r| array.is_null(r)).unwrap_or(0);
+            return Err(format!("row {}: column `{name}` is null", base + first));
+        }
+    }
+    let cols = BarColumns::new(&column)?;
+    let sym = if check_symbol {
+        Some(
+            column(0)
+                .and_then(StrColumn::new)
+                .ok_or_else(|| "column `symbol` cannot be decoded".to_owned())?,
+        )
+    } else {
+        None
+    };
+    let expected = symbol.as_str();
+    out.reserve(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let row = base + i;
+        if let Some(sym) = &sym {
+            let row_symbol = sym.value(i);
+            if row_symbol != expected {
+                return Err(format!(
+                    "row {row}: symbol `{row_symbol}` is not the partition's `{expected}`"
+                ));
+            }
+        }
+        out.push(cols.bar(i, row, symbol)?);
+    }
+    Ok(())
 }
 
 fn prim<T: arrow_array::ArrowPrimitiveType>(array: &ArrayRef) -> Option<&PrimitiveArray<T>> {

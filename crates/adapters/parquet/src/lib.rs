@@ -50,7 +50,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 pub use options::{LakeCompression, LakeOptions, ParseLakeCompressionError};
 
-use crate::codec::{lake_schema, read_file, sort_dedup_last};
+use crate::codec::{lake_schema, read_bars_file, sort_dedup_last};
 use crate::error::worker_failure;
 use crate::layout::{PART_FILE, partition_bounds, partition_dir};
 use crate::scan::Found;
@@ -146,11 +146,11 @@ where
 
 /// A partition's bars, sorted by `ts` with unique `ts`; empty when the file does not exist.
 fn read_partition_bars(path: &Path, symbol: Symbol) -> Result<Vec<Bar>, LakeError> {
-    let Some(mut rows) = read_file(path, symbol)? else {
+    let Some(mut bars) = read_bars_file(path, symbol)? else {
         return Ok(Vec::new());
     };
-    sort_dedup_last(&mut rows.rows, |r| r.bar.ts.nanos());
-    Ok(rows.into_bars())
+    sort_dedup_last(&mut bars, |b| b.ts.nanos());
+    Ok(bars)
 }
 
 /// Keeps the bars of `range` (`bars` sorted by `ts`).
@@ -202,9 +202,7 @@ impl BarStore for ParquetLake {
         let path = self.partition_path(key);
         let symbol = key.symbol;
         blocking(path.clone(), move || {
-            Ok(read_file(&path, symbol)?
-                .map(codec::Rows::into_bars)
-                .unwrap_or_default())
+            Ok(read_bars_file(&path, symbol)?.unwrap_or_default())
         })
         .await
     }

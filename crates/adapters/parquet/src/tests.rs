@@ -1038,3 +1038,33 @@ fn a_killed_writer_leaves_the_old_or_the_new_file() {
     let report = rt.block_on(lake.check_integrity(None)).unwrap();
     assert!(report.problems.is_empty(), "{report:?}");
 }
+
+#[tokio::test]
+async fn bar_reads_skip_provenance_but_still_reject_another_symbols_rows() {
+    let dir = TempDir::new().unwrap();
+    let lake = lake(&dir);
+    let schema = lake_schema();
+    // AAPL rows in a TSLA directory: the statistics do not prove TSLA, so `symbol` is decoded.
+    let wrong = key_of(Timeframe::M1, "TSLA", JAN);
+    write_raw(
+        &lake.partition_path(&wrong),
+        &encode(&rows_of(bars("AAPL", JAN, 3, 5)), &schema).unwrap(),
+    );
+    for result in [
+        lake.read_partition(&wrong).await,
+        lake.read_partition_as_stored(&wrong).await,
+    ] {
+        match result.unwrap_err() {
+            LakeError::Corrupt { message, .. } => {
+                assert!(message.contains("`AAPL`") && message.contains("`TSLA`"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    // A file our writer made: statistics prove the symbol; the bars read back equal.
+    let key = key_of(Timeframe::M1, "MSFT", JAN);
+    let written = bars("MSFT", JAN, 50, 7);
+    lake.write_partition(&key, &written, &meta("a")).await.unwrap();
+    assert_eq!(lake.read_partition(&key).await.unwrap(), written);
+    assert_eq!(lake.read_partition_as_stored(&key).await.unwrap(), written);
+}
