@@ -27,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) ingest: IngestConfig,
     /// Validation thresholds.
     pub(crate) validation: marketpipe_domain::ValidationThresholds,
+    /// Per-provider settings (base URLs, rate limits, credentials as `${VAR}` placeholders).
+    pub(crate) providers: ProvidersConfig,
 }
 
 impl Default for Config {
@@ -37,8 +39,82 @@ impl Default for Config {
             lake: LakeConfig::default(),
             ingest: IngestConfig::default(),
             validation: marketpipe_domain::ValidationThresholds::default(),
+            providers: ProvidersConfig::default(),
         }
     }
+}
+
+/// `providers:` — one section per provider, so that a misspelt key is an error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ProvidersConfig {
+    /// `providers.alpaca`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) alpaca: AlpacaConfig,
+    /// `providers.polygon` (Polygon, now Massive).
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) polygon: KeyedProviderConfig,
+    /// `providers.finnhub`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) finnhub: KeyedProviderConfig,
+    /// `providers.iex` (HIST files).
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) iex: IexConfig,
+}
+
+/// A section written with only comments under it (`alpaca:`) is YAML null: read it as the
+/// defaults.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `providers.alpaca`. Unset values take the provider's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AlpacaConfig {
+    /// API base URL (env `MP_ALPACA_BASE_URL` overrides it).
+    pub(crate) base_url: Option<String>,
+    /// Requests per minute (default: the free plan's 200).
+    pub(crate) rate_limit_per_minute: Option<u32>,
+    /// Per-request timeout in seconds.
+    pub(crate) timeout_secs: Option<u64>,
+    /// Retries of a transient failure.
+    pub(crate) max_retries: Option<u32>,
+    /// API key id; use a `${VAR}` placeholder, never the value.
+    pub(crate) key_id: Option<String>,
+    /// API secret; use a `${VAR}` placeholder, never the value.
+    pub(crate) secret_key: Option<String>,
+}
+
+/// An HTTP provider authenticated by one API key (Polygon, Finnhub).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct KeyedProviderConfig {
+    /// API base URL (env `MP_<NAME>_BASE_URL` overrides it).
+    pub(crate) base_url: Option<String>,
+    /// Requests per minute (default: the provider's free plan).
+    pub(crate) rate_limit_per_minute: Option<u32>,
+    /// Per-request timeout in seconds.
+    pub(crate) timeout_secs: Option<u64>,
+    /// Retries of a transient failure.
+    pub(crate) max_retries: Option<u32>,
+    /// API key; use a `${VAR}` placeholder, never the value.
+    pub(crate) api_key: Option<String>,
+}
+
+/// `providers.iex`: the exchange's HIST files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct IexConfig {
+    /// Where HIST files are kept (env `MP_IEX_HIST_DIR` overrides it; default
+    /// `<data_dir>/iex-hist`).
+    pub(crate) hist_dir: Option<PathBuf>,
+    /// The listing's base URL (default `https://iextrading.com`).
+    pub(crate) base_url: Option<String>,
 }
 
 /// `lake:`.
@@ -76,6 +152,8 @@ pub(crate) struct IngestConfig {
     pub(crate) retry_base_delay_ms: u64,
     /// Longest single wait before a retry, in milliseconds.
     pub(crate) retry_max_delay_ms: u64,
+    /// Bars asked per page (0: the provider's maximum). Smaller pages mean more requests.
+    pub(crate) page_size: usize,
 }
 
 impl Default for IngestConfig {
@@ -87,6 +165,7 @@ impl Default for IngestConfig {
             max_retries: 5,
             retry_base_delay_ms: 250,
             retry_max_delay_ms: 60_000,
+            page_size: 0,
         }
     }
 }
@@ -112,7 +191,7 @@ lake:
 ingest:
   # Provider used when --provider is not given (see `mp ingest --help`).
   provider: fake
-  # Work items (symbol x month) in flight at once.
+  # Requests (a month of up to the provider's symbols per request) in flight at once.
   concurrency: 4
   # Keep extended hours (04:00-20:00 ET) instead of regular hours (09:30-16:00 ET).
   extended_hours: false
@@ -121,6 +200,8 @@ ingest:
   max_retries: 5
   retry_base_delay_ms: 250
   retry_max_delay_ms: 60000
+  # Bars asked per page; 0 asks for the provider's maximum (Alpaca 10000, Polygon 50000).
+  page_size: 0
 
 validation:
   # A bar whose high or low is more than this many percent from the previous close.
@@ -132,6 +213,31 @@ validation:
   # Which hours bars must lie in when validating symbols x dates: regular or extended.
   # (A job is validated against the hours it was ingested with.)
   session: regular
+
+# Providers. Credentials come from the environment (ALPACA_KEY_ID / ALPACA_SECRET_KEY,
+# POLYGON_API_KEY or MASSIVE_API_KEY, FINNHUB_API_KEY) or from ${VAR} placeholders here;
+# never write a key's value into this file. Unset values take each provider's defaults
+# (see `mp providers list` and docs/providers.md).
+providers:
+  alpaca:
+    # base_url: https://data.alpaca.markets     # or env MP_ALPACA_BASE_URL
+    # rate_limit_per_minute: 200                # free plan; 10000 with Algo Trader Plus
+    # timeout_secs: 30
+    # max_retries: 5
+    # key_id: ${MY_ALPACA_KEY_ID}               # only to read the key from another variable
+    # secret_key: ${MY_ALPACA_SECRET}
+  polygon:
+    # base_url: https://api.massive.com         # or env MP_POLYGON_BASE_URL
+    # rate_limit_per_minute: 5                  # free plan
+    # api_key: ${MY_POLYGON_KEY}
+  finnhub:
+    # base_url: https://finnhub.io/api/v1       # or env MP_FINNHUB_BASE_URL
+    # rate_limit_per_minute: 60
+    # api_key: ${MY_FINNHUB_KEY}
+  iex:
+    # Where the exchange's HIST files are kept (or env MP_IEX_HIST_DIR);
+    # default <data_dir>/iex-hist. `mp iex fetch --date YYYY-MM-DD` downloads one day.
+    # hist_dir: ./data/iex-hist
 ";
 
 /// A loaded configuration and where it came from.

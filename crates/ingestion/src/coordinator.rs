@@ -12,7 +12,7 @@ use marketpipe_domain::{
 use marketpipe_ports::{
     Adjustment, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher, JobRepository,
     MarketDataProvider, PartitionKey, PartitionManifest, PartitionRecord, ProviderError,
-    WorkItemRepository, WriteMeta,
+    ProviderInfo, WorkItemRepository, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -51,8 +51,12 @@ pub struct IngestOptions {
     pub page_size: Option<usize>,
     /// Corporate-action adjustment.
     pub adjustment: Adjustment,
-    /// Retries of transient provider failures.
+    /// Retries of transient provider failures (not used when the provider retries itself).
     pub retry: RetryPolicy,
+    /// Bars one batch of work items may hold in memory: items of the same month are packed
+    /// into one multi-symbol request stream up to this many expected bars (and up to the
+    /// provider's symbols per request), so memory stays bounded by the budget.
+    pub batch_bar_budget: usize,
 }
 
 impl Default for IngestOptions {
@@ -62,6 +66,7 @@ impl Default for IngestOptions {
             page_size: None,
             adjustment: Adjustment::Raw,
             retry: RetryPolicy::default(),
+            batch_bar_budget: 300_000,
         }
     }
 }
@@ -178,8 +183,17 @@ impl Coordinator {
         info!(parent: &span, items = pending.len(), provider = %job.spec().provider, "job running");
 
         let mut tally = Tally::default();
-        let mut queue = pending.into_iter();
-        let mut in_flight: JoinSet<ItemOutcome> = JoinSet::new();
+        let info = self.deps.provider.info();
+        let batches = plan_batches(
+            pending,
+            &info,
+            &self.calendar,
+            job.spec().session,
+            self.options.batch_bar_budget,
+        );
+        debug!(parent: &span, batches = batches.len(), "work items packed into batches");
+        let mut queue = batches.into_iter();
+        let mut in_flight: JoinSet<Vec<ItemOutcome>> = JoinSet::new();
         let concurrency = self.options.concurrency.max(1);
         let shared = Arc::new(ItemRunner {
             deps: self.deps.clone(),
@@ -187,30 +201,32 @@ impl Coordinator {
             calendar: self.calendar,
             job_id: job.id().clone(),
             spec: job.spec().clone(),
+            retries_internally: info.retries_internally,
         });
+        // Set when the provider refused our credentials: no later request can succeed, so no
+        // new batch starts and the job fails with that reason.
+        let mut refused: Option<String> = None;
         loop {
-            while in_flight.len() < concurrency && !cancel.load(Ordering::Relaxed) {
-                let Some(item) = queue.next() else { break };
-                job.begin_item(item.index)?;
+            while in_flight.len() < concurrency
+                && !cancel.load(Ordering::Relaxed)
+                && refused.is_none()
+            {
+                let Some(batch) = queue.next() else { break };
+                for item in &batch {
+                    job.begin_item(item.index)?;
+                }
                 let runner = Arc::clone(&shared);
-                let item_span =
-                    info_span!(parent: &span, "item", symbol = %item.symbol, dates = %item.dates);
-                in_flight.spawn(
-                    async move {
-                        let result = runner.run_item(&item).await;
-                        (item, result)
-                    }
-                    .instrument(item_span),
-                );
+                let first = &batch[0];
+                let batch_span = info_span!(parent: &span, "batch", symbols = batch.len(), first = %first.symbol, dates = %first.dates);
+                in_flight.spawn(async move { runner.run_batch(batch).await }.instrument(batch_span));
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            tally.items_run += 1;
-            let (item, result) = match joined {
-                Ok(pair) => pair,
+            let outcomes = match joined {
+                Ok(outcomes) => outcomes,
                 Err(e) => {
-                    // A panicking item must not take the job's bookkeeping down with it.
+                    // A panicking task must not take the job's bookkeeping down with it.
                     let reason = format!("work item task failed: {e}");
                     let aborted = job.abort(&reason, self.deps.clock.now())?;
                     self.deps.jobs.save_state(&job).await?;
@@ -218,9 +234,31 @@ impl Coordinator {
                     return Err(IngestError::TaskFailed(reason));
                 }
             };
-            self.record_item(&mut job, &item, result, &mut tally, progress)
-                .instrument(span.clone())
-                .await?;
+            for (item, result) in outcomes {
+                tally.items_run += 1;
+                if let Err(failure) = &result
+                    && failure.auth
+                    && refused.is_none()
+                {
+                    refused = Some(failure.reason.clone());
+                }
+                self.record_item(&mut job, &item, result, &mut tally, progress)
+                    .instrument(span.clone())
+                    .await?;
+            }
+        }
+        if let Some(reason) = refused {
+            // Items never started go back to pending, so `--resume` with a fixed key
+            // continues where this run stopped.
+            let unstarted: Vec<usize> = queue.flatten().map(|i| i.index).collect();
+            for index in unstarted {
+                self.checkpoint(&job, index).await?;
+            }
+            let now = self.deps.clock.now();
+            let event = job.abort(&format!("provider refused the credentials: {reason}"), now)?;
+            self.deps.jobs.save_state(&job).await?;
+            self.publish(&event).await;
+            return Ok(self.report(&job, tally, started));
         }
         let now = self.deps.clock.now();
         let event = if cancel.load(Ordering::Relaxed)
@@ -234,7 +272,14 @@ impl Coordinator {
         };
         self.deps.jobs.save_state(&job).await?;
         self.publish(&event).await;
-        let report = JobReport {
+        let report = self.report(&job, tally, started);
+        info!(parent: &span, state = %report.state, bars = report.totals.bars_fetched, "job finished");
+        Ok(report)
+    }
+
+    #[allow(clippy::unused_self)] // a method, so that it reads beside `run`
+    fn report(&self, job: &IngestionJob, tally: Tally, started: Instant) -> JobReport {
+        JobReport {
             job_id: job.id().clone(),
             state: job.state(),
             failure: job.failure().map(str::to_owned),
@@ -243,9 +288,7 @@ impl Coordinator {
             items_failed: tally.items_failed,
             totals: tally.totals,
             elapsed: started.elapsed(),
-        };
-        info!(parent: &span, state = %report.state, bars = report.totals.bars_fetched, "job finished");
-        Ok(report)
+        }
     }
 
     /// Applies one finished item to the job and checkpoints it.
@@ -253,7 +296,7 @@ impl Coordinator {
         &self,
         job: &mut IngestionJob,
         item: &WorkItem,
-        result: Result<ItemReport, (String, ItemReport)>,
+        result: Result<ItemReport, ItemFailure>,
         tally: &mut Tally,
         progress: &dyn IngestProgress,
     ) -> Result<(), IngestError> {
@@ -264,7 +307,7 @@ impl Coordinator {
                 self.publish(&event).await;
                 report
             }
-            Err((reason, report)) => {
+            Err(ItemFailure { reason, report, .. }) => {
                 warn!(symbol = %item.symbol, dates = %item.dates, %reason, "work item failed");
                 tally.items_failed += 1;
                 job.fail_item(item.index, &reason)?;
@@ -293,8 +336,63 @@ impl Coordinator {
     }
 }
 
-/// A finished item task: the item and its counts, or the reason it failed with the counts.
-type ItemOutcome = (WorkItem, Result<ItemReport, (String, ItemReport)>);
+/// Why a work item failed, with the counts so far.
+#[derive(Debug, Clone)]
+struct ItemFailure {
+    reason: String,
+    report: ItemReport,
+    /// The provider refused the credentials (no other item can succeed either).
+    auth: bool,
+}
+
+impl ItemFailure {
+    fn new(reason: impl Into<String>, report: ItemReport) -> Self {
+        Self {
+            reason: reason.into(),
+            report,
+            auth: false,
+        }
+    }
+}
+
+/// A finished item: the item and its counts, or why it failed.
+type ItemOutcome = (WorkItem, Result<ItemReport, ItemFailure>);
+
+/// Packs pending items into batches: items of the same dates (a month), in plan order, up to
+/// the provider's symbols per request and up to `budget` expected bars, so that a provider
+/// with multi-symbol requests fills its pages and a batch's bars fit in memory.
+fn plan_batches(
+    pending: Vec<WorkItem>,
+    info: &ProviderInfo,
+    calendar: &TradingCalendar,
+    kind: SessionKind,
+    budget: usize,
+) -> Vec<Vec<WorkItem>> {
+    let mut by_dates: BTreeMap<(chrono::NaiveDate, chrono::NaiveDate), Vec<WorkItem>> =
+        BTreeMap::new();
+    for item in pending {
+        by_dates
+            .entry((item.dates.start(), item.dates.end()))
+            .or_default()
+            .push(item);
+    }
+    let mut batches = Vec::new();
+    for items in by_dates.into_values() {
+        let Some(first) = items.first() else { continue };
+        let minutes: usize = calendar
+            .sessions(first.dates)
+            .map(|s| s.iter().map(|s| s.minutes(kind) as usize).sum())
+            .unwrap_or(0);
+        let per_batch = (budget / minutes.max(1))
+            .min(info.max_symbols_per_request)
+            .max(1);
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            batches.push(items.by_ref().take(per_batch).collect());
+        }
+    }
+    batches
+}
 
 /// Running totals of a job run.
 #[derive(Debug, Default)]
@@ -312,17 +410,72 @@ struct ItemRunner {
     calendar: TradingCalendar,
     job_id: JobId,
     spec: JobSpec,
+    retries_internally: bool,
 }
 
 impl ItemRunner {
-    /// Fetches, cleans, writes and records one work item. On failure returns the reason
-    /// (naming the file or the provider error) with the counts so far.
-    async fn run_item(&self, item: &WorkItem) -> Result<ItemReport, (String, ItemReport)> {
-        let mut report = ItemReport::default();
-        let bars = match self.fetch(item, &mut report).await {
-            Ok(bars) => bars,
-            Err(e) => return Err((e.to_string(), report)),
-        };
+    /// Fetches a batch's bars in one request stream, then cleans, writes and records each
+    /// item. A fetch failure fails every item of the batch with the same reason.
+    async fn run_batch(&self, batch: Vec<WorkItem>) -> Vec<ItemOutcome> {
+        let mut fetch_report = ItemReport::default();
+        let fetched = self.fetch(&batch, &mut fetch_report).await;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        match fetched {
+            Err(e) => {
+                let auth = matches!(e, ProviderError::Auth { .. });
+                for (i, item) in batch.into_iter().enumerate() {
+                    // The batch's request counts are reported once, on its first item.
+                    let report = if i == 0 {
+                        fetch_report
+                    } else {
+                        ItemReport::default()
+                    };
+                    let failure = ItemFailure {
+                        reason: e.to_string(),
+                        report,
+                        auth,
+                    };
+                    outcomes.push((item, Err(failure)));
+                }
+            }
+            Ok(mut by_symbol) => {
+                // Bars of symbols the batch did not ask for are dropped, counted and logged.
+                let stray: u64 = by_symbol
+                    .iter()
+                    .filter(|(symbol, _)| !batch.iter().any(|i| i.symbol == **symbol))
+                    .map(|(_, bars)| bars.len() as u64)
+                    .sum();
+                if stray > 0 {
+                    warn!(
+                        dropped = stray,
+                        "provider returned bars of symbols not asked for; dropped"
+                    );
+                    fetch_report.bars_fetched += stray;
+                    fetch_report.outside_session_dropped += stray;
+                }
+                for (i, item) in batch.into_iter().enumerate() {
+                    let mut report = ItemReport::default();
+                    if i == 0 {
+                        report.add(&fetch_report);
+                    }
+                    let bars = by_symbol.remove(&item.symbol).unwrap_or_default();
+                    report.bars_fetched += bars.len() as u64;
+                    let result = self.store_item(&item, bars, report).await;
+                    outcomes.push((item, result));
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Cleans, writes and records one work item's fetched bars. On failure returns the
+    /// reason (naming the file) with the counts so far.
+    async fn store_item(
+        &self,
+        item: &WorkItem,
+        bars: Vec<Bar>,
+        mut report: ItemReport,
+    ) -> Result<ItemReport, ItemFailure> {
         let bars = self.clean(item, bars, &mut report);
         if bars.is_empty() {
             warn!(symbol = %item.symbol, dates = %item.dates, "provider returned no bars");
@@ -347,7 +500,7 @@ impl ItemRunner {
                 .lake
                 .write_partition(key, bars, &meta)
                 .await
-                .map_err(|e| (e.to_string(), report))?;
+                .map_err(|e| ItemFailure::new(e.to_string(), report))?;
             report.bars_stored += outcome.rows;
             report.bars_changed += outcome.inserted + outcome.updated;
             if outcome.rewritten {
@@ -370,25 +523,33 @@ impl ItemRunner {
                 .manifest
                 .record(&record)
                 .await
-                .map_err(|e| (format!("recording partition {key}: {e}"), report))?;
-            let summaries = daily_summary(bars).map_err(|e| (e.to_string(), report))?;
+                .map_err(|e| ItemFailure::new(format!("recording partition {key}: {e}"), report))?;
+            let summaries =
+                daily_summary(bars).map_err(|e| ItemFailure::new(e.to_string(), report))?;
             self.deps
                 .summaries
                 .upsert(&summaries)
                 .await
-                .map_err(|e| (format!("storing daily summaries of {key}: {e}"), report))?;
+                .map_err(|e| {
+                    ItemFailure::new(format!("storing daily summaries of {key}: {e}"), report)
+                })?;
             debug!(partition = %key, rows = outcome.rows, rewritten = outcome.rewritten, "partition written");
         }
         Ok(report)
     }
 
-    /// Every page of the item's symbol and dates, with retries.
+    /// Every page of the batch's symbols and dates (the same for every item of a batch),
+    /// with retries, grouped by symbol in arrival order.
     async fn fetch(
         &self,
-        item: &WorkItem,
+        batch: &[WorkItem],
         report: &mut ItemReport,
-    ) -> Result<Vec<Bar>, ProviderError> {
-        let (start, end) = self.calendar.utc_bounds(item.dates);
+    ) -> Result<BTreeMap<marketpipe_domain::Symbol, Vec<Bar>>, ProviderError> {
+        let mut by_symbol: BTreeMap<marketpipe_domain::Symbol, Vec<Bar>> = BTreeMap::new();
+        let Some(first) = batch.first() else {
+            return Ok(by_symbol);
+        };
+        let (start, end) = self.calendar.utc_bounds(first.dates);
         let range = marketpipe_domain::TimeRange::new(start, end).map_err(|e| {
             ProviderError::BadRequest {
                 provider: self.spec.provider.clone(),
@@ -396,7 +557,7 @@ impl ItemRunner {
             }
         })?;
         let mut request = BarRequest {
-            symbols: vec![item.symbol],
+            symbols: batch.iter().map(|i| i.symbol).collect(),
             range,
             timeframe: Timeframe::M1,
             session: self.spec.session,
@@ -405,15 +566,15 @@ impl ItemRunner {
             page_size: self.options.page_size,
             cursor: None,
         };
-        let mut bars = Vec::new();
         loop {
             let page = self.fetch_page(&request, report).await?;
-            report.bars_fetched += page.bars.len() as u64;
             report.fractional_volumes_rounded += page.fractional_volumes_rounded;
-            bars.extend(page.bars);
+            for bar in page.bars {
+                by_symbol.entry(bar.symbol).or_default().push(bar);
+            }
             match page.next {
                 Some(cursor) => request.cursor = Some(cursor),
-                None => return Ok(bars),
+                None => return Ok(by_symbol),
             }
         }
     }
@@ -424,11 +585,28 @@ impl ItemRunner {
         report: &mut ItemReport,
     ) -> Result<marketpipe_ports::BarPage, ProviderError> {
         let mut attempt = 0;
+        // A provider that retries itself reports its own requests and waits; retrying on top
+        // would multiply its attempts.
+        let max_retries = if self.retries_internally {
+            0
+        } else {
+            self.options.retry.max_retries
+        };
         loop {
-            report.requests += 1;
-            match self.deps.provider.fetch_bars(request).await {
+            let result = self.deps.provider.fetch_bars(request).await;
+            match &result {
+                Ok(page) if page.stats.requests > 0 => {
+                    report.requests += page.stats.requests;
+                    report.retries += page.stats.retries;
+                    report.rate_limited += page.stats.rate_limited;
+                    report.throttled += page.stats.throttled;
+                    report.retry_wait += page.stats.retry_wait;
+                }
+                _ => report.requests += 1,
+            }
+            match result {
                 Ok(page) => return Ok(page),
-                Err(e) if e.is_retryable() && attempt < self.options.retry.max_retries => {
+                Err(e) if e.is_retryable() && attempt < max_retries => {
                     let entropy = u64::try_from(self.deps.clock.now().nanos()).unwrap_or(0)
                         ^ (u64::from(attempt) << 32);
                     let wait = self.options.retry.delay(attempt, e.retry_after(), entropy);

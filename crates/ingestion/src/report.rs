@@ -13,6 +13,10 @@ pub struct ItemReport {
     pub retries: u64,
     /// Time spent waiting before retries.
     pub retry_wait: Duration,
+    /// Rate-limit answers (HTTP 429) received.
+    pub rate_limited: u64,
+    /// Time spent waiting for the client-side rate limiter.
+    pub throttled: Duration,
     /// Bars received from the provider.
     pub bars_fetched: u64,
     /// Bars repeated across pages (same symbol and ts), dropped.
@@ -37,6 +41,8 @@ impl ItemReport {
         self.requests += other.requests;
         self.retries += other.retries;
         self.retry_wait += other.retry_wait;
+        self.rate_limited += other.rate_limited;
+        self.throttled += other.throttled;
         self.bars_fetched += other.bars_fetched;
         self.duplicates_dropped += other.duplicates_dropped;
         self.outside_session_dropped += other.outside_session_dropped;

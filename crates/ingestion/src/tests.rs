@@ -253,6 +253,7 @@ fn info() -> ProviderInfo {
         history_start: None,
         requires_credentials: false,
         supports_extended_hours: true,
+        retries_internally: false,
     }
 }
 
@@ -332,11 +333,13 @@ fn paging_provider() -> MockMarketDataProvider {
                 bars: all[..=half].to_vec(),
                 next: Some(PageCursor("2".into())),
                 fractional_volumes_rounded: 0,
+                ..BarPage::default()
             },
             Some(_) => BarPage {
                 bars: all[half..].to_vec(),
                 next: None,
                 fractional_volumes_rounded: 1,
+                ..BarPage::default()
             },
         })
     });
@@ -513,6 +516,7 @@ async fn transient_errors_are_retried_and_permanent_ones_fail_the_item() {
                 bars: bars_for(req),
                 next: None,
                 fractional_volumes_rounded: 0,
+                ..BarPage::default()
             }),
         }
     });

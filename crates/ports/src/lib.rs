@@ -30,7 +30,8 @@ pub use metadata::{
     ValidationReportRepository, WorkItemRepository,
 };
 pub use provider::{
-    Adjustment, BarPage, BarRequest, MarketDataProvider, PageCursor, ProviderInfo, RateLimit,
+    Adjustment, BarPage, BarRequest, FetchStats, MarketDataProvider, PageCursor, ProviderInfo,
+    RateLimit,
 };
 pub use query::{Cell, QueryEngine, QueryResult};
 

@@ -58,6 +58,9 @@ pub struct ProviderInfo {
     pub requires_credentials: bool,
     /// Whether 04:00–20:00 ET bars are available.
     pub supports_extended_hours: bool,
+    /// Whether the adapter retries transient failures and rate limits itself (the HTTP
+    /// adapters do, through provider-kit); the coordinator then does not retry on top.
+    pub retries_internally: bool,
 }
 
 /// Price adjustment for corporate actions.
@@ -108,6 +111,33 @@ pub struct BarRequest {
     pub cursor: Option<PageCursor>,
 }
 
+/// What fetching one page cost at the transport level, for the job summary. Adapters without
+/// a transport leave it zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FetchStats {
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Requests sent again after a transient failure or a rate-limit answer.
+    pub retries: u64,
+    /// Rate-limit answers (HTTP 429) received.
+    pub rate_limited: u64,
+    /// Time spent waiting for the client-side rate limiter before sending.
+    pub throttled: Duration,
+    /// Time spent waiting before retries (backoff, `Retry-After`).
+    pub retry_wait: Duration,
+}
+
+impl FetchStats {
+    /// Adds another page's counts.
+    pub fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.retries += other.retries;
+        self.rate_limited += other.rate_limited;
+        self.throttled += other.throttled;
+        self.retry_wait += other.retry_wait;
+    }
+}
+
 /// One page of bars.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BarPage {
@@ -117,6 +147,8 @@ pub struct BarPage {
     pub next: Option<PageCursor>,
     /// Bars whose fractional volume was rounded to whole shares.
     pub fractional_volumes_rounded: u64,
+    /// What the page cost at the transport level (`requests == 0` when not measured).
+    pub stats: FetchStats,
 }
 
 /// A source of 1-minute bars.
@@ -180,6 +212,7 @@ mod tests {
             history_start: None,
             requires_credentials: false,
             supports_extended_hours: true,
+            retries_internally: false,
         });
         let provider: Arc<dyn MarketDataProvider> = Arc::new(mock);
         let request = BarRequest {

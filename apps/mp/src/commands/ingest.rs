@@ -135,6 +135,7 @@ fn ingest_options(config: &crate::config::Config, concurrency: usize) -> IngestO
             base_delay: Duration::from_millis(config.ingest.retry_base_delay_ms),
             max_delay: Duration::from_millis(config.ingest.retry_max_delay_ms),
         },
+        page_size: (config.ingest.page_size > 0).then_some(config.ingest.page_size),
         ..IngestOptions::default()
     }
 }
@@ -284,6 +285,8 @@ async fn record_metrics(
         ("ingest_bars_per_second", report.bars_per_second()),
         ("ingest_requests_total", report.totals.requests as f64),
         ("ingest_retries_total", report.totals.retries as f64),
+        ("ingest_rate_limited_total", report.totals.rate_limited as f64),
+        ("ingest_throttled_seconds", report.totals.throttled.as_secs_f64()),
     ]
     .into_iter()
     .map(|(name, value)| MetricSample {
@@ -323,10 +326,12 @@ fn print_summary(out: &mut dyn Write, r: &JobReport, symbols: usize) -> std::io:
     )?;
     writeln!(
         out,
-        "  requests     {} ({} retries, {:.1} s waiting)",
+        "  requests     {} ({} retries, {} rate-limited; {:.1} s waiting before retries, {:.1} s throttled to the rate limit)",
         t.requests,
         t.retries,
-        t.retry_wait.as_secs_f64()
+        t.rate_limited,
+        t.retry_wait.as_secs_f64(),
+        t.throttled.as_secs_f64()
     )?;
     writeln!(
         out,

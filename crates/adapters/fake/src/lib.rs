@@ -169,6 +169,7 @@ impl MarketDataProvider for FakeProvider {
             history_start: NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1),
             requires_credentials: false,
             supports_extended_hours: true,
+            retries_internally: false,
         }
     }
 
