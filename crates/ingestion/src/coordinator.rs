@@ -218,7 +218,8 @@ impl Coordinator {
                 let runner = Arc::clone(&shared);
                 let first = &batch[0];
                 let batch_span = info_span!(parent: &span, "batch", symbols = batch.len(), first = %first.symbol, dates = %first.dates);
-                in_flight.spawn(async move { runner.run_batch(batch).await }.instrument(batch_span));
+                in_flight
+                    .spawn(async move { runner.run_batch(batch).await }.instrument(batch_span));
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;
@@ -526,13 +527,9 @@ impl ItemRunner {
                 .map_err(|e| ItemFailure::new(format!("recording partition {key}: {e}"), report))?;
             let summaries =
                 daily_summary(bars).map_err(|e| ItemFailure::new(e.to_string(), report))?;
-            self.deps
-                .summaries
-                .upsert(&summaries)
-                .await
-                .map_err(|e| {
-                    ItemFailure::new(format!("storing daily summaries of {key}: {e}"), report)
-                })?;
+            self.deps.summaries.upsert(&summaries).await.map_err(|e| {
+                ItemFailure::new(format!("storing daily summaries of {key}: {e}"), report)
+            })?;
             debug!(partition = %key, rows = outcome.rows, rewritten = outcome.rewritten, "partition written");
         }
         Ok(report)

@@ -279,6 +279,24 @@ struct Harness {
 }
 
 fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
+    harness_with(
+        provider,
+        IngestOptions {
+            concurrency: 3,
+            retry: RetryPolicy {
+                max_retries: 3,
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+            },
+            ..IngestOptions::default()
+        },
+    )
+}
+
+fn harness_with(
+    provider: MockMarketDataProvider,
+    options: IngestOptions,
+) -> (Coordinator, Harness) {
     let lake = Arc::new(MemLake::default());
     let store = Arc::new(MemStore::default());
     let events = Arc::new(CollectingPublisher::default());
@@ -291,15 +309,6 @@ fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
         summaries: store.clone(),
         events: events.clone(),
         clock: Arc::new(FixedClock(Timestamp::from_nanos(1_700_000_000_000_000_000))),
-    };
-    let options = IngestOptions {
-        concurrency: 3,
-        retry: RetryPolicy {
-            max_retries: 3,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        },
-        ..IngestOptions::default()
     };
     (
         Coordinator::new(deps, options),
@@ -596,4 +605,197 @@ async fn dates_outside_the_calendar_are_refused_before_anything_is_stored() {
         .unwrap_err();
     assert!(err.to_string().contains("1999-12-01"), "{err}");
     assert!(h.store.jobs.lock().unwrap().is_empty());
+}
+
+/// Bars for every symbol of the request (what a multi-symbol provider returns).
+fn bars_for_all(request: &marketpipe_ports::BarRequest) -> Vec<Bar> {
+    request
+        .symbols
+        .iter()
+        .flat_map(|s| {
+            let mut one = request.clone();
+            one.symbols = vec![*s];
+            bars_for(&one)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_months_items_are_packed_into_multi_symbol_requests_within_the_budget() {
+    let seen: Arc<Mutex<Vec<(Vec<Symbol>, marketpipe_domain::TimeRange)>>> = Arc::default();
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(|| ProviderInfo {
+        max_symbols_per_request: 2,
+        ..info()
+    });
+    let s = seen.clone();
+    p.expect_fetch_bars().returning(move |req| {
+        s.lock().unwrap().push((req.symbols.clone(), req.range));
+        Ok(BarPage {
+            bars: bars_for_all(req),
+            ..BarPage::default()
+        })
+    });
+    let (coord, h) = harness(p);
+    let job = coord
+        .create_job(
+            JobId::new("pack").unwrap(),
+            spec("AAPL,MSFT,NVDA", "2024-01-02", "2024-02-29"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.items_run, 6);
+    let seen = seen.lock().unwrap().clone();
+    // Two months, each as a request of two symbols and one of the third.
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let mut sizes: Vec<usize> = seen.iter().map(|(s, _)| s.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 1, 2, 2]);
+    assert_eq!(report.totals.requests, 4);
+    // Every symbol's every month is in the lake.
+    let stored: HashSet<(Symbol, Option<u32>)> = h
+        .lake
+        .parts
+        .lock()
+        .unwrap()
+        .keys()
+        .map(|k| (k.symbol, k.month))
+        .collect();
+    assert_eq!(stored.len(), 6);
+
+    // A bar budget of one symbol-month leaves one symbol per request.
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(|| ProviderInfo {
+        max_symbols_per_request: 100,
+        ..info()
+    });
+    p.expect_fetch_bars().times(3).returning(|req| {
+        assert_eq!(req.symbols.len(), 1);
+        Ok(BarPage {
+            bars: bars_for_all(req),
+            ..BarPage::default()
+        })
+    });
+    let (coord, _h) = harness_with(
+        p,
+        IngestOptions {
+            batch_bar_budget: 390 * 21,
+            ..IngestOptions::default()
+        },
+    );
+    let job = coord
+        .create_job(
+            JobId::new("budget").unwrap(),
+            spec("AAPL,MSFT,NVDA", "2024-01-02", "2024-01-31"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+}
+
+#[tokio::test]
+async fn refused_credentials_stop_the_job_and_leave_unstarted_items_pending() {
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(info);
+    p.expect_fetch_bars().times(1).returning(|_| {
+        Err(ProviderError::Auth {
+            provider: "mock".into(),
+            message: "forbidden; set MOCK_KEY".into(),
+        })
+    });
+    let (coord, h) = harness_with(
+        p,
+        IngestOptions {
+            concurrency: 1,
+            ..IngestOptions::default()
+        },
+    );
+    let job = coord
+        .create_job(
+            JobId::new("auth").unwrap(),
+            spec("AAPL,MSFT,NVDA,TSLA", "2024-01-02", "2024-01-31"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Failed);
+    let failure = report.failure.unwrap();
+    assert!(failure.contains("refused the credentials"), "{failure}");
+    assert!(failure.contains("MOCK_KEY"), "{failure}");
+    assert_eq!(report.items_run, 1);
+    let stored = JobRepository::get(h.store.as_ref(), &JobId::new("auth").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let pending = stored
+        .items()
+        .iter()
+        .filter(|i| i.status == WorkItemStatus::Pending)
+        .count();
+    assert_eq!(pending, 3, "unstarted items stay pending for --resume");
+}
+
+#[tokio::test]
+async fn a_provider_that_retries_itself_is_not_retried_again_and_its_counts_are_kept() {
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(|| ProviderInfo {
+        retries_internally: true,
+        ..info()
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    p.expect_fetch_bars().returning(move |req| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(BarPage {
+                bars: bars_for(req),
+                stats: marketpipe_ports::FetchStats {
+                    requests: 4,
+                    retries: 3,
+                    rate_limited: 2,
+                    throttled: Duration::from_millis(300),
+                    retry_wait: Duration::from_millis(50),
+                },
+                ..BarPage::default()
+            });
+        }
+        Err(ProviderError::Transient {
+            provider: "mock".into(),
+            message: "gave up after 5 retries".into(),
+            source: None,
+        })
+    });
+    let (coord, _h) = harness(p);
+    let job = coord
+        .create_job(
+            JobId::new("self").unwrap(),
+            spec("AAPL,MSFT", "2024-01-02", "2024-01-31"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "no retry on top of the provider's"
+    );
+    assert_eq!(report.items_failed, 1);
+    assert_eq!(report.totals.requests, 4 + 1);
+    assert_eq!(report.totals.retries, 3);
+    assert_eq!(report.totals.rate_limited, 2);
+    assert_eq!(report.totals.throttled, Duration::from_millis(300));
 }
