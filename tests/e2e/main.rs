@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod ingest;
 mod lake;
+mod providers;
 mod validate;
 
 use assert_cmd::Command;

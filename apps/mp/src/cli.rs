@@ -87,6 +87,50 @@ pub(crate) enum Command {
     /// Print the XNYS trading sessions between two dates, with their hours in New York
     /// time and UTC.
     Calendar(CalendarArgs),
+
+    /// List the market-data providers and their limits, or test one's connection.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+
+    /// IEX HIST files: download a day's TOPS capture for `--provider iex`.
+    Iex {
+        #[command(subcommand)]
+        command: IexCommand,
+    },
+}
+
+/// `mp providers …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersCommand {
+    /// Name, feeds, rate limit, page size, symbols per request, and whether credentials are
+    /// set (never their value).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make one cheap real request to prove the credentials and the connection.
+    Test {
+        /// The provider (see `mp providers list`).
+        name: String,
+    },
+}
+
+/// `mp iex …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum IexCommand {
+    /// Download one trading day's TOPS file into the HIST directory (providers.iex.hist_dir,
+    /// MP_IEX_HIST_DIR, default DATA_DIR/iex-hist) through IEX's listing.
+    Fetch {
+        /// The trading date, YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+        /// Download again even when the file is already there.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `mp ohlcv …`.

@@ -17,7 +17,7 @@ mod logging;
 mod progress;
 mod wiring;
 
-use cli::{Cli, Command, ConfigCommand, JobsCommand, OhlcvCommand};
+use cli::{Cli, Command, ConfigCommand, IexCommand, JobsCommand, OhlcvCommand, ProvidersCommand};
 use commands::Context;
 use error::AppError;
 
@@ -68,6 +68,21 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         } => {
             let (ctx, _) = context(cli)?;
             runtime()?.block_on(commands::validate::run(&ctx, args, &mut out))
+        }
+        Command::Providers { command } => {
+            let (ctx, _) = context(cli)?;
+            match command {
+                ProvidersCommand::List { json } => commands::providers::list(&ctx, *json, &mut out),
+                ProvidersCommand::Test { name } => {
+                    runtime()?.block_on(commands::providers::test(&ctx, name, &mut out))
+                }
+            }
+        }
+        Command::Iex {
+            command: IexCommand::Fetch { date, force },
+        } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::providers::iex_fetch(&ctx, date, *force, &mut out))
         }
         Command::Jobs { command } => {
             let (ctx, _) = context(cli)?;

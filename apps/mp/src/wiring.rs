@@ -1,40 +1,216 @@
 //! Wiring: the concrete adapters behind the ports, from the resolved configuration.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use marketpipe_fake::FakeProvider;
 use marketpipe_parquet::{LakeCompression, LakeOptions, ParquetLake};
-use marketpipe_ports::MarketDataProvider;
+use marketpipe_ports::{MarketDataProvider, ProviderInfo, RateLimit};
+use marketpipe_provider_kit::{Env, ProcessEnv, ProviderSettings, SetupError};
 use marketpipe_sqlite::SqliteStore;
 
-use crate::config::Config;
+use crate::commands::Context;
+use crate::config::{Config, KeyedProviderConfig};
 use crate::error::{AppError, usage};
 
-/// A provider factory: builds the adapter from the configuration.
-type ProviderFactory = fn(&Config) -> anyhow::Result<Arc<dyn MarketDataProvider>>;
+/// Whether a provider's credentials are set (never their value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    /// The provider needs none.
+    NotNeeded,
+    /// Found in the configuration or the environment.
+    Present,
+    /// Needed but not found.
+    Missing,
+}
 
-/// The provider registry: adding a provider is one adapter crate and one line here.
-const PROVIDERS: &[(&str, ProviderFactory)] = &[("fake", |_| Ok(Arc::new(FakeProvider::new())))];
+impl Credentials {
+    /// `not needed`, `present` or `missing`.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotNeeded => "not needed",
+            Self::Present => "present",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// One registered provider.
+pub(crate) struct ProviderEntry {
+    /// The registry name (`--provider NAME`).
+    pub(crate) name: &'static str,
+    /// Capabilities and documented limits, before any configuration.
+    pub(crate) info: fn() -> ProviderInfo,
+    /// Whether the credentials are set.
+    pub(crate) credentials: fn(&Config, &dyn Env) -> Credentials,
+    /// Builds the adapter from the configuration, the data directory and the environment.
+    pub(crate) build: ProviderFactory,
+}
+
+/// Builds a provider's adapter from the context and the environment.
+pub(crate) type ProviderFactory =
+    fn(&Context, &dyn Env) -> Result<Arc<dyn MarketDataProvider>, SetupError>;
+
+/// The provider registry: adding a provider is one adapter crate and one entry here
+/// (docs/adding-a-provider.md).
+pub(crate) const PROVIDERS: &[ProviderEntry] = &[
+    ProviderEntry {
+        name: marketpipe_fake::NAME,
+        info: || FakeProvider::new().info(),
+        credentials: |_, _| Credentials::NotNeeded,
+        build: |_, _| Ok(Arc::new(FakeProvider::new())),
+    },
+    ProviderEntry {
+        name: marketpipe_alpaca::NAME,
+        info: marketpipe_alpaca::info,
+        credentials: |c, env| {
+            present(marketpipe_alpaca::credentials_present(
+                &alpaca_settings(c),
+                env,
+            ))
+        },
+        build: |ctx, env| {
+            Ok(Arc::new(marketpipe_alpaca::AlpacaProvider::new(
+                &alpaca_settings(&ctx.config),
+                env,
+            )?))
+        },
+    },
+    ProviderEntry {
+        name: marketpipe_polygon::NAME,
+        info: marketpipe_polygon::info,
+        credentials: |c, env| {
+            present(marketpipe_polygon::credentials_present(
+                &keyed_settings(&c.providers.polygon, c),
+                env,
+            ))
+        },
+        build: |ctx, env| {
+            let settings = keyed_settings(&ctx.config.providers.polygon, &ctx.config);
+            Ok(Arc::new(marketpipe_polygon::PolygonProvider::new(
+                &settings, env,
+            )?))
+        },
+    },
+    ProviderEntry {
+        name: marketpipe_finnhub::NAME,
+        info: marketpipe_finnhub::info,
+        credentials: |c, env| {
+            present(marketpipe_finnhub::credentials_present(
+                &keyed_settings(&c.providers.finnhub, c),
+                env,
+            ))
+        },
+        build: |ctx, env| {
+            let settings = keyed_settings(&ctx.config.providers.finnhub, &ctx.config);
+            Ok(Arc::new(marketpipe_finnhub::FinnhubProvider::new(
+                &settings, env,
+            )?))
+        },
+    },
+    ProviderEntry {
+        name: marketpipe_iex::NAME,
+        info: || marketpipe_iex::IexHistProvider::new(PathBuf::new()).info(),
+        credentials: |_, _| Credentials::NotNeeded,
+        build: |ctx, env| {
+            Ok(Arc::new(marketpipe_iex::IexHistProvider::new(
+                iex_hist_dir(ctx, env),
+            )))
+        },
+    },
+];
+
+const fn present(yes: bool) -> Credentials {
+    if yes {
+        Credentials::Present
+    } else {
+        Credentials::Missing
+    }
+}
+
+/// The HTTP settings shared by every HTTP provider's section.
+fn http_settings(
+    base_url: Option<&String>,
+    rate_limit_per_minute: Option<u32>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    config: &Config,
+) -> ProviderSettings {
+    ProviderSettings {
+        base_url: base_url.cloned(),
+        rate_limit: rate_limit_per_minute.map(RateLimit::per_minute),
+        timeout: timeout_secs.map(Duration::from_secs),
+        max_retries: Some(max_retries.unwrap_or(config.ingest.max_retries)),
+        credentials: BTreeMap::new(),
+    }
+}
+
+fn alpaca_settings(config: &Config) -> ProviderSettings {
+    let c = &config.providers.alpaca;
+    let mut settings = http_settings(
+        c.base_url.as_ref(),
+        c.rate_limit_per_minute,
+        c.timeout_secs,
+        c.max_retries,
+        config,
+    );
+    for (key, value) in [("key_id", &c.key_id), ("secret_key", &c.secret_key)] {
+        if let Some(value) = value {
+            settings.credentials.insert(key.to_owned(), value.clone());
+        }
+    }
+    settings
+}
+
+fn keyed_settings(c: &KeyedProviderConfig, config: &Config) -> ProviderSettings {
+    let mut settings = http_settings(
+        c.base_url.as_ref(),
+        c.rate_limit_per_minute,
+        c.timeout_secs,
+        c.max_retries,
+        config,
+    );
+    if let Some(key) = &c.api_key {
+        settings
+            .credentials
+            .insert("api_key".to_owned(), key.clone());
+    }
+    settings
+}
+
+/// Where IEX HIST files are: `MP_IEX_HIST_DIR`, else `providers.iex.hist_dir`, else
+/// `<data_dir>/iex-hist`.
+pub(crate) fn iex_hist_dir(ctx: &Context, env: &dyn Env) -> PathBuf {
+    env.var(marketpipe_iex::HIST_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| ctx.config.providers.iex.hist_dir.clone())
+        .unwrap_or_else(|| ctx.data_dir.join("iex-hist"))
+}
 
 /// Names of the known providers, for messages.
 pub(crate) fn provider_names() -> Vec<&'static str> {
-    PROVIDERS.iter().map(|(name, _)| *name).collect()
+    PROVIDERS.iter().map(|p| p.name).collect()
 }
 
-/// Builds the named provider; an unknown name is a usage error listing the known ones.
-pub(crate) fn provider(
-    name: &str,
-    config: &Config,
-) -> Result<Arc<dyn MarketDataProvider>, AppError> {
-    let (_, factory) = PROVIDERS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+/// The registry entry of `name`; an unknown name is a usage error listing the known ones.
+pub(crate) fn provider_entry(name: &str) -> Result<&'static ProviderEntry, AppError> {
+    PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
         usage(anyhow::anyhow!(
             "unknown provider {name:?}; known providers: {}",
             provider_names().join(", ")
         ))
-    })?;
-    factory(config).map_err(usage)
+    })
+}
+
+/// Builds the named provider from the process environment. A set-up problem (missing
+/// credentials, a bad base URL) is a usage error that says what to set.
+pub(crate) fn provider(name: &str, ctx: &Context) -> Result<Arc<dyn MarketDataProvider>, AppError> {
+    let entry = provider_entry(name)?;
+    (entry.build)(ctx, &ProcessEnv).map_err(|e| usage(anyhow::Error::new(e)))
 }
 
 /// The resolved data directory: the flag or `MP_DATA_DIR`, else the config's.

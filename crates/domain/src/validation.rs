@@ -777,7 +777,13 @@ fn fused_pass(
 }
 
 /// The zero-volume-run finding of `bars[start..end]` when it is long enough.
-fn zero_run_finding(bars: &[Bar], start: usize, end: usize, min_run: usize, out: &mut Vec<Finding>) {
+fn zero_run_finding(
+    bars: &[Bar],
+    start: usize,
+    end: usize,
+    min_run: usize,
+    out: &mut Vec<Finding>,
+) {
     let len = end - start;
     if len >= min_run {
         out.push(Finding::new(
@@ -1110,7 +1116,7 @@ mod tests {
                     4 => (base, base * 2, base, base),          // jump
                     _ => (base, base + 10, base - 10, base + 1),
                 };
-                let volume = match volume_kind { 0 | 1 => 0, 2 => 50_000_000, _ => 1_000 + (level as u64 % 97) };
+                let volume = match volume_kind { 0 | 1 => 0, 2 => 50_000_000, _ => 1_000 + level.unsigned_abs() % 97 };
                 bars.push(Bar::new(sym(), Timestamp::from_nanos(at), raw(o), raw(h), raw(l), raw(c), volume));
             }
             let t = ValidationThresholds {

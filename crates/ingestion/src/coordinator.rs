@@ -158,6 +158,7 @@ impl Coordinator {
     /// Runs a pending job, or resumes a running (interrupted), failed or cancelled one from
     /// its checkpoints. Setting `cancel` stops starting new items; the job then ends
     /// `Cancelled` once the items in flight have finished.
+    #[allow(clippy::too_many_lines)] // one loop with its bookkeeping reads best in one place
     pub async fn run(
         &self,
         mut job: IngestionJob,
@@ -249,17 +250,13 @@ impl Coordinator {
             }
         }
         if let Some(reason) = refused {
-            // Items never started go back to pending, so `--resume` with a fixed key
-            // continues where this run stopped.
-            let unstarted: Vec<usize> = queue.flatten().map(|i| i.index).collect();
-            for index in unstarted {
-                self.checkpoint(&job, index).await?;
-            }
+            // Items never started stay pending, so `--resume` with a fixed key continues
+            // where this run stopped.
             let now = self.deps.clock.now();
             let event = job.abort(&format!("provider refused the credentials: {reason}"), now)?;
             self.deps.jobs.save_state(&job).await?;
             self.publish(&event).await;
-            return Ok(self.report(&job, tally, started));
+            return Ok(self.report(&job, &tally, started));
         }
         let now = self.deps.clock.now();
         let event = if cancel.load(Ordering::Relaxed)
@@ -273,13 +270,13 @@ impl Coordinator {
         };
         self.deps.jobs.save_state(&job).await?;
         self.publish(&event).await;
-        let report = self.report(&job, tally, started);
+        let report = self.report(&job, &tally, started);
         info!(parent: &span, state = %report.state, bars = report.totals.bars_fetched, "job finished");
         Ok(report)
     }
 
     #[allow(clippy::unused_self)] // a method, so that it reads beside `run`
-    fn report(&self, job: &IngestionJob, tally: Tally, started: Instant) -> JobReport {
+    fn report(&self, job: &IngestionJob, tally: &Tally, started: Instant) -> JobReport {
         JobReport {
             job_id: job.id().clone(),
             state: job.state(),
@@ -382,8 +379,7 @@ fn plan_batches(
         let Some(first) = items.first() else { continue };
         let minutes: usize = calendar
             .sessions(first.dates)
-            .map(|s| s.iter().map(|s| s.minutes(kind) as usize).sum())
-            .unwrap_or(0);
+            .map_or(0, |s| s.iter().map(|s| s.minutes(kind) as usize).sum());
         let per_batch = (budget / minutes.max(1))
             .min(info.max_symbols_per_request)
             .max(1);

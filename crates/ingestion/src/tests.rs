@@ -622,7 +622,8 @@ fn bars_for_all(request: &marketpipe_ports::BarRequest) -> Vec<Bar> {
 
 #[tokio::test]
 async fn a_months_items_are_packed_into_multi_symbol_requests_within_the_budget() {
-    let seen: Arc<Mutex<Vec<(Vec<Symbol>, marketpipe_domain::TimeRange)>>> = Arc::default();
+    type Requests = Vec<(Vec<Symbol>, marketpipe_domain::TimeRange)>;
+    let seen: Arc<Mutex<Requests>> = Arc::default();
     let mut p = MockMarketDataProvider::new();
     p.expect_info().returning(|| ProviderInfo {
         max_symbols_per_request: 2,

@@ -85,7 +85,7 @@ pub(crate) async fn run(
         clock.as_ref(),
     )
     .await?;
-    let provider = wiring::provider(&job.spec().provider, config)?;
+    let provider = wiring::provider(&job.spec().provider, ctx)?;
     let coordinator = Coordinator::new(make(provider), options);
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -151,12 +151,8 @@ async fn select_job(
     options: &IngestOptions,
     clock: &dyn Clock,
 ) -> Result<marketpipe_domain::IngestionJob, AppError> {
-    let config = &ctx.config;
     if let Some(id) = resume_id {
-        let probe = Coordinator::new(
-            make(wiring::provider(provider_name, config)?),
-            options.clone(),
-        );
+        let probe = Coordinator::new(make(wiring::provider(provider_name, ctx)?), options.clone());
         let job = probe.load_resumable(id).await.map_err(|e| match e {
             IngestError::JobNotFound(_) | IngestError::NotResumable { .. } => usage(e),
             other => AppError::Failed(other.into()),
@@ -166,7 +162,7 @@ async fn select_job(
     }
     let spec = spec.ok_or_else(|| AppError::Failed(anyhow::anyhow!("no job spec")))?;
     let coordinator = Coordinator::new(
-        make(wiring::provider(&spec.provider, config)?),
+        make(wiring::provider(&spec.provider, ctx)?),
         options.clone(),
     );
     let unfinished = coordinator
@@ -188,12 +184,18 @@ fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError>
         .provider
         .clone()
         .unwrap_or_else(|| ctx.config.ingest.provider.clone());
-    if !wiring::provider_names().contains(&provider.as_str()) {
-        return Err(usage(anyhow::anyhow!(
-            "unknown provider {provider:?}; known providers: {}",
-            wiring::provider_names().join(", ")
-        )));
-    }
+    let info = (wiring::provider_entry(&provider)?.info)();
+    let feed = match &args.feed {
+        Some(feed) if !info.feeds.is_empty() && !info.feeds.contains(feed) => {
+            return Err(usage(anyhow::anyhow!(
+                "--feed {feed:?} is not a feed of {provider}; its feeds are {}",
+                info.feeds.join(", ")
+            )));
+        }
+        Some(feed) => Some(feed.clone()),
+        // The provider's default feed is recorded, so the lake says which feed it holds.
+        None => info.default_feed.clone(),
+    };
     let mut symbols: Vec<Symbol> = Vec::new();
     if let Some(list) = &args.symbols {
         symbols.extend(Symbol::parse_list(list).map_err(usage)?);
@@ -220,7 +222,7 @@ fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError>
     let extended = args.extended_hours || ctx.config.ingest.extended_hours;
     Ok(JobSpec {
         provider,
-        feed: args.feed.clone(),
+        feed,
         symbols,
         dates,
         session: if extended {
@@ -285,8 +287,14 @@ async fn record_metrics(
         ("ingest_bars_per_second", report.bars_per_second()),
         ("ingest_requests_total", report.totals.requests as f64),
         ("ingest_retries_total", report.totals.retries as f64),
-        ("ingest_rate_limited_total", report.totals.rate_limited as f64),
-        ("ingest_throttled_seconds", report.totals.throttled.as_secs_f64()),
+        (
+            "ingest_rate_limited_total",
+            report.totals.rate_limited as f64,
+        ),
+        (
+            "ingest_throttled_seconds",
+            report.totals.throttled.as_secs_f64(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| MetricSample {

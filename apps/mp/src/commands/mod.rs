@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
+pub(crate) mod providers;
 pub(crate) mod validate;
 
 use std::path::PathBuf;

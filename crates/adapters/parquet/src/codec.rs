@@ -81,7 +81,6 @@ impl Rows {
     pub(crate) fn source(&self, row: &StoredRow) -> Option<&Source> {
         self.sources.get(row.source as usize)
     }
-
 }
 
 fn index_u32(i: usize) -> u32 {
@@ -497,7 +496,8 @@ pub(crate) fn read_bars_file(path: &Path, symbol: Symbol) -> Result<Option<Vec<B
     for batch in reader {
         let batch =
             batch.map_err(|e| corrupt_with(path, format!("cannot decode the data: {e}"), e))?;
-        decode_bars_batch(&batch, symbol, !symbol_proven, &mut bars).map_err(|m| corrupt(path, m))?;
+        decode_bars_batch(&batch, symbol, !symbol_proven, &mut bars)
+            .map_err(|m| corrupt(path, m))?;
     }
     Ok(Some(bars))
 }

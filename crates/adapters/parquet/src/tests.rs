@@ -1056,7 +1056,10 @@ async fn bar_reads_skip_provenance_but_still_reject_another_symbols_rows() {
     ] {
         match result.unwrap_err() {
             LakeError::Corrupt { message, .. } => {
-                assert!(message.contains("`AAPL`") && message.contains("`TSLA`"), "{message}");
+                assert!(
+                    message.contains("`AAPL`") && message.contains("`TSLA`"),
+                    "{message}"
+                );
             }
             other => panic!("expected Corrupt, got {other:?}"),
         }
@@ -1064,7 +1067,9 @@ async fn bar_reads_skip_provenance_but_still_reject_another_symbols_rows() {
     // A file our writer made: statistics prove the symbol; the bars read back equal.
     let key = key_of(Timeframe::M1, "MSFT", JAN);
     let written = bars("MSFT", JAN, 50, 7);
-    lake.write_partition(&key, &written, &meta("a")).await.unwrap();
+    lake.write_partition(&key, &written, &meta("a"))
+        .await
+        .unwrap();
     assert_eq!(lake.read_partition(&key).await.unwrap(), written);
     assert_eq!(lake.read_partition_as_stored(&key).await.unwrap(), written);
 }
