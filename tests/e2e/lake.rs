@@ -87,9 +87,12 @@ pub(crate) fn partition_file(data_dir: &Path, symbol: &str, year: i32, month: u3
         .join(PART_FILE)
 }
 
+/// Part files' modification times and bytes, by path relative to the lake root.
+pub(crate) type Snapshot = BTreeMap<PathBuf, (SystemTime, Vec<u8>)>;
+
 /// Each part file's modification time (nanosecond resolution) and bytes, by path relative
 /// to the lake root.
-pub(crate) fn snapshot(lake_root: &Path) -> BTreeMap<PathBuf, (SystemTime, Vec<u8>)> {
+pub(crate) fn snapshot(lake_root: &Path) -> Snapshot {
     part_files(lake_root)
         .into_iter()
         .map(|p| {

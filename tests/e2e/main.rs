@@ -5,12 +5,14 @@
 // only, not the helpers they share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod aggregate;
 mod calendar;
 mod cli;
 mod config;
 mod ingest;
 mod lake;
 mod providers;
+mod query;
 mod validate;
 
 use assert_cmd::Command;

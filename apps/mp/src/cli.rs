@@ -63,6 +63,20 @@ pub(crate) enum Command {
     #[command(alias = "validate-ohlcv")]
     Validate(ValidateArgs),
 
+    /// Build the 5m, 15m, 1h and 1d frames from the 1m bars, incrementally: only 1m
+    /// partitions that changed since their last aggregation are read (also `mp ohlcv
+    /// aggregate`).
+    #[command(alias = "aggregate-ohlcv")]
+    Aggregate(AggregateArgs),
+
+    /// Run one read-only SQL statement over the lake's DuckDB views: bars_1m, bars_5m,
+    /// bars_15m, bars_30m, bars_1h, bars_4h and bars_1d, with the columns symbol, ts, open,
+    /// high, low, close, volume, trade_count, vwap, provider, feed, ingested_at, year and
+    /// month (a frame without data is an empty view). Statements that would write or reach
+    /// outside the lake (COPY, CREATE, INSERT, ATTACH, INSTALL, LOAD, SET, PRAGMA, …) are
+    /// refused with exit 2.
+    Query(QueryArgs),
+
     /// OHLCV pipeline commands (the same as the top-level ones).
     Ohlcv {
         #[command(subcommand)]
@@ -140,6 +154,67 @@ pub(crate) enum OhlcvCommand {
     Ingest(IngestArgs),
     /// Check stored bars against the data-quality rules.
     Validate(ValidateArgs),
+    /// Build the aggregated frames from the 1m bars.
+    Aggregate(AggregateArgs),
+}
+
+/// `mp aggregate`.
+#[derive(Debug, Args)]
+pub(crate) struct AggregateArgs {
+    /// Target frames, comma-separated, among 5m, 15m, 30m, 1h, 4h, 1d.
+    #[arg(long, value_name = "LIST", default_value = "5m,15m,1h,1d")]
+    pub(crate) frames: String,
+
+    /// Only these symbols, comma-separated. Default: every symbol in the lake.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) symbols: Option<String>,
+
+    /// Only 1m partitions (months) that overlap the session dates from this one on
+    /// (YYYY-MM-DD, inclusive; needs --end).
+    #[arg(long, requires = "end")]
+    pub(crate) start: Option<String>,
+
+    /// ... up to this one (YYYY-MM-DD, inclusive; needs --start).
+    #[arg(long, requires = "start")]
+    pub(crate) end: Option<String>,
+
+    /// Rebuild every selected partition, changed or not, including 1m files the metadata
+    /// database does not know.
+    #[arg(long)]
+    pub(crate) full: bool,
+
+    /// Symbol-years aggregated at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub(crate) concurrency: usize,
+}
+
+/// `mp query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// One reading statement: SELECT, WITH, VALUES, TABLE, FROM, DESCRIBE, SHOW, SUMMARIZE,
+    /// PIVOT or EXPLAIN [ANALYZE] (DuckDB SQL; quote it for the shell).
+    #[arg(value_name = "SQL")]
+    pub(crate) sql: String,
+
+    /// Output format: an aligned table, CSV (RFC 4180, header line always) or a JSON array
+    /// of objects (timestamps as RFC 3339 strings).
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub(crate) format: QueryFormat,
+
+    /// Print at most N rows. Default: 10000 for table, every row for csv and json.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
+}
+
+/// How `mp query` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QueryFormat {
+    /// Aligned columns with a header and a row count.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// A JSON array with one object per row.
+    Json,
 }
 
 /// `mp validate`.
@@ -223,6 +298,11 @@ pub(crate) struct IngestArgs {
     /// Validate the job's bars when it has run (see `mp validate`).
     #[arg(long)]
     pub(crate) validate: bool,
+
+    /// Aggregate the changed partitions to 5m, 15m, 1h and 1d when the job has completed
+    /// (see `mp aggregate`).
+    #[arg(long)]
+    pub(crate) aggregate: bool,
 
     /// Continue a failed, cancelled or interrupted job from its checkpoints.
     #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "symbols_file", "start", "end", "provider", "extended_hours", "feed"])]

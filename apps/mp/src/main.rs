@@ -69,6 +69,17 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             let (ctx, _) = context(cli)?;
             runtime()?.block_on(commands::validate::run(&ctx, args, &mut out))
         }
+        Command::Aggregate(args)
+        | Command::Ohlcv {
+            command: OhlcvCommand::Aggregate(args),
+        } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::aggregate::run(&ctx, args, &mut out))
+        }
+        Command::Query(args) => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::query::run(&ctx, args, &mut out))
+        }
         Command::Providers { command } => {
             let (ctx, _) = context(cli)?;
             match command {

@@ -1,11 +1,12 @@
-//! Ingestion progress: a bar on a terminal, plain log lines elsewhere.
+//! Ingestion and aggregation progress: a bar on a terminal, plain log lines elsewhere.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use marketpipe_domain::{IngestionJob, WorkItem, WorkItemStatus};
+use marketpipe_aggregation::{AggregateProgress, AggregationReport};
+use marketpipe_domain::{IngestionJob, Symbol, WorkItem, WorkItemStatus};
 use marketpipe_ingestion::{IngestProgress, ItemReport};
 
 /// Shows progress on stderr.
@@ -96,6 +97,54 @@ impl IngestProgress for Progress {
                         items_done = s.done,
                         items_total = s.total,
                         bars = s.bars,
+                        elapsed_s = format!("{:.1}", s.started.elapsed().as_secs_f64()),
+                        "progress"
+                    );
+                }
+            }
+            Self::Silent => {}
+        }
+    }
+}
+
+impl AggregateProgress for Progress {
+    fn planned(&self, units: usize, sources: usize) {
+        match self {
+            Self::Bar(bar) => {
+                bar.set_length(units as u64);
+                bar.set_message(format!("symbol-years ({sources} 1m partitions)"));
+            }
+            Self::Lines(state) => {
+                if let Ok(mut s) = state.lock() {
+                    s.total = units;
+                }
+                tracing::info!(units, sources, "aggregating");
+            }
+            Self::Silent => {}
+        }
+    }
+
+    fn unit_finished(&self, symbol: &Symbol, year: i32, report: &AggregationReport) {
+        match self {
+            Self::Bar(bar) => {
+                bar.inc(1);
+                for failure in &report.failures {
+                    bar.println(format!("failed: {failure}"));
+                }
+            }
+            Self::Lines(state) => {
+                let Ok(mut s) = state.lock() else { return };
+                s.done += 1;
+                s.bars += report.source_bars;
+                if !report.failures.is_empty() {
+                    tracing::warn!(%symbol, year, failure = %report.failures.join("; "), "aggregation failed");
+                }
+                if s.last.elapsed() >= Duration::from_secs(2) || s.done == s.total {
+                    s.last = Instant::now();
+                    tracing::info!(
+                        units_done = s.done,
+                        units_total = s.total,
+                        bars_read = s.bars,
                         elapsed_s = format!("{:.1}", s.started.elapsed().as_secs_f64()),
                         "progress"
                     );

@@ -98,7 +98,8 @@ pub(crate) async fn run(
             on_signal.store(true, Ordering::Relaxed);
         }
     });
-    let symbols = job.spec().symbols.len();
+    let job_symbols = job.spec().symbols.clone();
+    let symbols = job_symbols.len();
     let progress = Progress::new(ctx.quiet);
     let result = coordinator.run(job, &progress, cancel).await;
     progress.finish();
@@ -111,9 +112,15 @@ pub(crate) async fn run(
     } else {
         Ok(())
     };
+    let aggregated = if args.aggregate && report.state == JobState::Completed {
+        let symbols: Vec<_> = job_symbols.clone();
+        crate::commands::aggregate::after_ingest(ctx, &store, symbols, out).await
+    } else {
+        Ok(())
+    };
     store.close().await;
     match report.state {
-        JobState::Completed => validated,
+        JobState::Completed => validated.and(aggregated),
         state => Err(AppError::Failed(anyhow::anyhow!(
             "job {} {}: {}",
             report.job_id,

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
+pub(crate) mod aggregate;
 pub(crate) mod calendar;
 pub(crate) mod config;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod providers;
+pub(crate) mod query;
 pub(crate) mod validate;
 
 use std::path::PathBuf;
