@@ -8,6 +8,8 @@
 #      printing the same rows.
 # Each figure is the best of RUNS (default 3) wall times, with that run's peak RSS.
 # Needs Python with duckdb and polars (`pip install duckdb polars`).
+# MP_BENCH_NO_QUERY=1 builds `mp` without DuckDB (--no-default-features: a release build of
+# bundled DuckDB takes about 40 minutes on 2 cores) and skips part 2.
 #
 #   scripts/bench-aggregate.sh [SYMBOLS] [RUNS]
 set -euo pipefail
@@ -15,7 +17,12 @@ cd "$(dirname "$0")/.."
 symbols_n="${1:-100}"
 runs="${2:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marketpipe/target}"
-cargo build --release --locked -p mp --quiet
+no_query="${MP_BENCH_NO_QUERY:-0}"
+if [ "$no_query" = 1 ]; then
+  cargo build --release --locked -p mp --no-default-features --quiet
+else
+  cargo build --release --locked -p mp --quiet
+fi
 mp="$CARGO_TARGET_DIR/release/mp"
 ref="$PWD/scripts/bench_aggregate_reference.py"
 
@@ -23,9 +30,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 symbols=$(for i in $(seq 1 "$symbols_n"); do printf 'SYM%03d,' "$i"; done)
 symbols=${symbols%,}
-"$mp" -q --data-dir "$work/source" ingest --provider fake --symbols "$symbols" \
-  --start 2024-01-01 --end 2024-12-31 >/dev/null
-bars=$("$mp" -q --data-dir "$work/source" query "select count(*) from bars_1m" --format csv | tail -1)
+bars=$("$mp" -q --data-dir "$work/source" ingest --provider fake --symbols "$symbols" \
+  --start 2024-01-01 --end 2024-12-31 | awk '$1 == "bars" {print $2}')
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "lake: $symbols_n symbols x 2024, $bars 1m bars, $(du -sh "$work/source/lake" | cut -f1)"
@@ -45,14 +51,15 @@ best() {
       best_s=$secs best_rss=$rss_kib
     fi
   done
-  awk -v n="$name" -v s="$best_s" -v r="$best_rss" -v b="$bars" 'BEGIN {
-    printf "%-28s %7.2f s  %9.0f 1m bars/s  peak RSS %5.0f MiB\n", n, s, b / s, r / 1024 }'
+  awk -v n="$name" -v s="$best_s" -v r="$best_rss" -v b="$count" 'BEGIN {
+    printf "%-28s %7.2f s  %9.0f rows/s  peak RSS %5.0f MiB\n", n, s, b / s, r / 1024 }'
   echo "$best_s" >"$work/last"
 }
 
 echo
-echo "== aggregate 5m,15m,1h,1d: $bars 1m bars =="
-best "mp aggregate" "$mp" -q --data-dir "$work/run" aggregate
+echo "== aggregate 5m,15m,1h,1d: $bars 1m bars (rows/s = 1m bars read per second) =="
+count=$bars
+best "mp aggregate" "$mp" -q --data-dir "$work/run" aggregate --concurrency "${MP_BENCH_CONCURRENCY:-2}"
 mp_s=$(cat "$work/last")
 tail -n +1 "$work/stdout" | sed 's/^/    /'
 best "duckdb (time_bucket SQL)" python3 "$ref" aggregate duckdb "$work/run/lake" "$work/run/out"
@@ -62,9 +69,11 @@ polars_s=$(cat "$work/last")
 awk -v m="$mp_s" -v d="$duck_s" -v p="$polars_s" 'BEGIN {
   f = d < p ? d : p; printf "ratio mp / faster reference: %.2f\n", m / f }'
 
+[ "$no_query" = 1 ] && exit 0
 sql="select * from bars_1m where symbol = 'SYM001' order by ts"
 echo
 echo "== query: one symbol's year of 1m bars as CSV ($sql) =="
+count=$((bars / symbols_n))
 best "mp query --format csv" "$mp" -q --data-dir "$work/run" query "$sql" --format csv
 mp_s=$(cat "$work/last")
 echo "    rows: $(($(wc -l <"$work/stdout") - 1))"

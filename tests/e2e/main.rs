@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod ingest;
 mod lake;
+mod library;
 mod providers;
 mod query;
 mod validate;
