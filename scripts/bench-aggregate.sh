@@ -8,7 +8,7 @@
 #      printing the same rows.
 # Each figure is the best of RUNS (default 3) wall times, with that run's peak RSS.
 # Needs Python with duckdb and polars (`pip install duckdb polars`).
-# MP_BENCH_NO_QUERY=1 builds `mp` without DuckDB (--no-default-features: a release build of
+# MP_BIN=path uses an already built binary. MP_BENCH_NO_QUERY=1 builds `mp` without DuckDB (--no-default-features: a release build of
 # bundled DuckDB takes about 40 minutes on 2 cores) and skips part 2.
 #
 #   scripts/bench-aggregate.sh [SYMBOLS] [RUNS]
@@ -18,12 +18,15 @@ symbols_n="${1:-100}"
 runs="${2:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marketpipe/target}"
 no_query="${MP_BENCH_NO_QUERY:-0}"
-if [ "$no_query" = 1 ]; then
+if [ -n "${MP_BIN:-}" ]; then
+  mp=$MP_BIN # an already built release binary
+elif [ "$no_query" = 1 ]; then
   cargo build --release --locked -p mp --no-default-features --quiet
+  mp="$CARGO_TARGET_DIR/release/mp"
 else
   cargo build --release --locked -p mp --quiet
+  mp="$CARGO_TARGET_DIR/release/mp"
 fi
-mp="$CARGO_TARGET_DIR/release/mp"
 ref="$PWD/scripts/bench_aggregate_reference.py"
 
 work=$(mktemp -d)

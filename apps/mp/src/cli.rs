@@ -183,8 +183,9 @@ pub(crate) struct AggregateArgs {
     #[arg(long)]
     pub(crate) full: bool,
 
-    /// Symbol-years aggregated at once.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Symbol-years aggregated at once. Each holds one 1m partition in memory; more than the
+    /// cores pays because every file written is fsynced (the waits overlap).
+    #[arg(long, value_name = "N", default_value_t = 8)]
     pub(crate) concurrency: usize,
 }
 

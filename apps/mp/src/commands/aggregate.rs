@@ -49,7 +49,7 @@ pub(crate) async fn after_ingest(
         symbols,
         ..AggregateRequest::incremental()
     };
-    aggregate(ctx, store, &request, 2, out).await
+    aggregate(ctx, store, &request, 8, out).await
 }
 
 /// The request the flags describe.

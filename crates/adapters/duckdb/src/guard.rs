@@ -114,7 +114,7 @@ pub(crate) fn check(sql: &str) -> Result<Checked<'_>, QueryError> {
         .filter(|s| !s.is_empty())
         .collect();
     if statements.len() > 1 {
-        let second = first_word(statements[1]).unwrap_or("(");
+        let second = first_word(statements[1]).unwrap_or("a non-keyword");
         return Err(refused(
             sql,
             format!(
@@ -135,7 +135,14 @@ pub(crate) fn check(sql: &str) -> Result<Checked<'_>, QueryError> {
     }) {
         return Err(refused(sql, writing_reason(word)));
     }
-    let first = first_word(statement).unwrap_or("(");
+    let Some(first) = first_word(statement) else {
+        return Err(refused(
+            sql,
+            "the statement does not start with a keyword; it must start with SELECT, WITH, \
+             VALUES, TABLE, FROM, DESCRIBE, SHOW, SUMMARIZE, PIVOT or EXPLAIN"
+                .into(),
+        ));
+    };
     if first == "EXPLAIN" {
         return explain(sql, statement);
     }
@@ -615,6 +622,7 @@ mod tests {
         }
         assert!(reason("rollback").starts_with("ROLLBACK is not a reading statement"));
         assert!(reason("analyze").starts_with("ANALYZE"));
+        assert!(reason("'select'").contains("does not start with a keyword"));
     }
 
     #[test]
