@@ -55,8 +55,15 @@ fn load_ohlcv_returns_the_rows_of_the_views() {
     run_ok(
         dir.path(),
         &[
-            "ingest", "--provider", "fake", "--symbols", "AAPL,MSFT", "--start", "2024-02-01",
-            "--end", "2024-04-30",
+            "ingest",
+            "--provider",
+            "fake",
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            "2024-02-01",
+            "--end",
+            "2024-04-30",
         ],
     );
     run_ok(dir.path(), &["aggregate", "--frames", "1d"]);

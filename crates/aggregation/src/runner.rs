@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use marketpipe_domain::{
-    Bar, DateRange, DomainEvent, PartitionPeriod, Symbol, Timeframe, resample,
+    Bar, DateRange, DomainEvent, PartitionPeriod, Symbol, Timeframe, Timestamp, resample,
 };
 use marketpipe_ports::{
     BarStore, Clock, EventPublisher, PartitionKey, PartitionManifest, PartitionRecord, WriteMeta,
@@ -211,24 +211,7 @@ impl Aggregator {
             report.absorb(unit_report);
         }
 
-        let at = self.deps.clock.now();
-        let event = if report.failures.is_empty() {
-            DomainEvent::AggregationCompleted {
-                frames,
-                partitions: report.partitions_written(),
-                bars: report.bars_computed(),
-                at,
-            }
-        } else {
-            DomainEvent::AggregationFailed {
-                reason: format!(
-                    "{} unit(s) failed; first: {}",
-                    report.failures.len(),
-                    report.failures[0]
-                ),
-                at,
-            }
-        };
+        let event = closing_event(&report, frames, self.deps.clock.now());
         self.publish(event).await;
         Ok(report)
     }
@@ -337,6 +320,22 @@ impl Aggregator {
                 unrecorded.len() as u64
             },
         })
+    }
+}
+
+/// `AggregationCompleted`, or `AggregationFailed` naming the first failure.
+fn closing_event(report: &AggregationReport, frames: Vec<Timeframe>, at: Timestamp) -> DomainEvent {
+    match report.failures.first() {
+        None => DomainEvent::AggregationCompleted {
+            frames,
+            partitions: report.partitions_written(),
+            bars: report.bars_computed(),
+            at,
+        },
+        Some(first) => DomainEvent::AggregationFailed {
+            reason: format!("{} unit(s) failed; first: {first}", report.failures.len()),
+            at,
+        },
     }
 }
 
