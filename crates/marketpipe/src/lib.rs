@@ -306,13 +306,12 @@ fn check_root(lake: &Path) -> Result<(), LoadError> {
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("frame="))
+        && let Some(parent) = lake.parent()
     {
-        if let Some(parent) = lake.parent() {
-            return Err(LoadError::NotLakeRoot {
-                path: lake.to_path_buf(),
-                suggestion: parent.to_path_buf(),
-            });
-        }
+        return Err(LoadError::NotLakeRoot {
+            path: lake.to_path_buf(),
+            suggestion: parent.to_path_buf(),
+        });
     }
     // Given `DATA_DIR`: it holds `lake/` and no `frame=…` directories.
     let inner = lake.join("lake");
@@ -347,10 +346,10 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, LoadError> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_err)?;
-        if entry.path().is_dir() {
-            if let Some(name) = entry.file_name().to_str() {
-                out.push(name.to_owned());
-            }
+        if entry.path().is_dir()
+            && let Some(name) = entry.file_name().to_str()
+        {
+            out.push(name.to_owned());
         }
     }
     Ok(out)
