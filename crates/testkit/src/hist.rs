@@ -445,7 +445,8 @@ pub fn write_capture(
 
 enum Sink<W: Write> {
     Plain(W),
-    Gzip(GzEncoder<W>),
+    // Boxed: the encoder's state is large next to a plain writer.
+    Gzip(Box<GzEncoder<W>>),
 }
 
 impl<W: Write> Sink<W> {
@@ -520,10 +521,10 @@ impl<W: Write> HistWriter<W> {
             count: 0,
         };
         let sink = if options.gzip {
-            Sink::Gzip(GzEncoder::new(
+            Sink::Gzip(Box::new(GzEncoder::new(
                 counting,
                 Compression::new(options.gzip_level.min(9)),
-            ))
+            )))
         } else {
             Sink::Plain(counting)
         };
@@ -901,7 +902,7 @@ impl<W: Write> HistWriter<W> {
         self.summary.uncompressed_bytes = self.pos;
         let mut counting = match self.sink {
             Sink::Plain(w) => w,
-            Sink::Gzip(g) => g.finish()?,
+            Sink::Gzip(g) => (*g).finish()?,
         };
         counting.flush()?;
         self.summary.file_bytes = counting.count;

@@ -113,8 +113,7 @@ pub(crate) async fn run(
         Ok(())
     };
     let aggregated = if args.aggregate && report.state == JobState::Completed {
-        let symbols: Vec<_> = job_symbols.clone();
-        crate::commands::aggregate::after_ingest(ctx, &store, symbols, out).await
+        crate::commands::aggregate::after_ingest(ctx, &store, job_symbols, out).await
     } else {
         Ok(())
     };

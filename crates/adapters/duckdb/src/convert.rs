@@ -31,17 +31,17 @@ pub(crate) fn column_cells(array: &dyn Array, rows: usize) -> Result<Vec<Cell>, 
             out.push(Cell::Null);
             continue;
         }
-        let cell = match typed_cell(array, row) {
-            Some(cell) => cell,
-            None => {
-                let f = match formatter.take() {
-                    Some(f) => f,
-                    None => ArrayFormatter::try_new(array, &options)?,
-                };
-                let text = f.value(row).to_string();
-                formatter = Some(f);
-                Cell::Text(text)
-            }
+        let cell = if let Some(cell) = typed_cell(array, row) {
+            cell
+        } else {
+            let f = if let Some(f) = formatter.take() {
+                f
+            } else {
+                ArrayFormatter::try_new(array, &options)?
+            };
+            let text = f.value(row).to_string();
+            formatter = Some(f);
+            Cell::Text(text)
         };
         out.push(cell);
     }
