@@ -193,7 +193,7 @@ pub(crate) struct AggregateArgs {
 #[derive(Debug, Args)]
 pub(crate) struct QueryArgs {
     /// One reading statement: SELECT, WITH, VALUES, TABLE, FROM, DESCRIBE, SHOW, SUMMARIZE,
-    /// PIVOT or EXPLAIN [ANALYZE] (DuckDB SQL; quote it for the shell).
+    /// PIVOT or EXPLAIN (ANALYZE) (DuckDB SQL; quote it for the shell).
     #[arg(value_name = "SQL")]
     pub(crate) sql: String,
 

@@ -3,7 +3,7 @@
 //! The crate Rust users import: MarketPipe for library use. It sits outside the hexagon, beside
 //! the `mp` app: it re-exports the domain ([`domain`]: `Symbol`, `Timeframe`, `DateRange`,
 //! `Bar`, the XNYS calendar, …) and the ports ([`ports`]: `BarStore`, `PartitionKey`, …), and
-//! adds the one thing a researcher wants first, the lake's bars as a [polars](polars)
+//! adds the one thing a researcher wants first, the lake's bars as a [`polars`]
 //! `DataFrame`: [`load_ohlcv`] (eager) and [`scan_ohlcv`] (a `LazyFrame` to filter, join or
 //! aggregate before collecting). It reads the Parquet files of the lake directly (the layout of
 //! `docs/storage.md`), never writes, and needs neither the metadata database nor a running
