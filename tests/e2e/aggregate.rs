@@ -3,33 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{lake, mp, text};
-
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let out = mp(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "mp {args:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use crate::ingest::ingest_args;
+use crate::{lake, mp, run_ok, text};
 
 fn ingest(dir: &Path, symbols: &str, start: &str, end: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "ingest",
-        "--provider",
-        "fake",
-        "--symbols",
-        symbols,
-        "--start",
-        start,
-        "--end",
-        end,
-    ];
-    args.extend_from_slice(extra);
-    run_ok(dir, &args)
+    run_ok(dir, &ingest_args(symbols, start, end, extra))
 }
 
 /// One CSV data row of `mp query … --format csv`, split on commas (no quoted cells here).

@@ -13,10 +13,10 @@ use marketpipe_domain::{DateRange, Session, SessionKind, Timestamp, TradingCalen
 use predicates::prelude::*;
 
 use crate::lake::{self, Row};
-use crate::{mp, mp_process, text};
+use crate::{mp, mp_process, run_ok, text};
 
 /// `ingest --provider fake --symbols … --start … --end …` plus `extra`.
-fn ingest_args<'a>(
+pub(crate) fn ingest_args<'a>(
     symbols: &'a str,
     start: &'a str,
     end: &'a str,
@@ -35,12 +35,6 @@ fn ingest_args<'a>(
     ];
     args.extend_from_slice(extra);
     args
-}
-
-/// Runs `mp` with `args` in `dir` (data in `dir/data`), expects exit 0, returns stdout.
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let out = mp(dir).args(args).assert().success();
-    text(&out.get_output().stdout)
 }
 
 /// The job id and state from the summary's first line (`job <id> <state>`).

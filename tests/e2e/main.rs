@@ -40,6 +40,13 @@ pub(crate) fn mp_process(dir: &std::path::Path) -> std::process::Command {
     cmd
 }
 
+/// Runs `mp` with `args` in `dir`, expects exit 0 (printing its output otherwise), returns
+/// stdout.
+pub(crate) fn run_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = mp(dir).args(args).assert().success();
+    text(&out.get_output().stdout)
+}
+
 /// A command's stdout or stderr as text.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
