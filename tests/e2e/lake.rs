@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// The data file name of every partition.
 pub(crate) const PART_FILE: &str = "part-0.parquet";
 
-/// The columns of a lake file, in order (DESIGN §3).
+/// The columns of a lake file, in order (docs/storage.md).
 pub(crate) const COLUMNS: [&str; 12] = [
     "symbol",
     "ts",

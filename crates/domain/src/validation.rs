@@ -1,5 +1,6 @@
-//! Data-quality rules (DESIGN §5) as pure functions over sorted bars of one symbol. Each rule
+//! Data-quality rules as pure functions over sorted bars of one symbol. Each rule
 //! returns [`Finding`]s: a stable rule id, a severity, the bar's `ts` and a human detail.
+//! The rules and their thresholds are listed in docs/validation.md.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The `BarStore` port: the partitioned bar lake (DESIGN §3).
+//! The `BarStore` port: the partitioned bar lake (docs/storage.md).
 
 use std::fmt;
 use std::pin::Pin;

@@ -1,6 +1,6 @@
 //! # marketpipe-validation
 //!
-//! The validation context (DESIGN §5): it applies the domain's data-quality rules to the
+//! The validation context (docs/validation.md): it applies the domain's data-quality rules to the
 //! stored bars of a job, or of symbols × dates, one symbol at a time (memory is bounded by one
 //! symbol's range, not by the lake), with thresholds from the configuration and missing
 //! minutes and sessions measured against the XNYS calendar. Each symbol's findings become a

@@ -1,7 +1,7 @@
 //! # marketpipe-csv
 //!
 //! The CSV adapter behind the `ValidationReportRepository` port of `marketpipe-ports`
-//! (DESIGN §5): [`CsvReportStore`] keeps each validation report as one file
+//! (docs/validation.md, Reports): [`CsvReportStore`] keeps each validation report as one file
 //! `<data_dir>/reports/<run_id>_<symbol>.csv` with the columns `symbol,ts,rule,severity,detail`,
 //! which people open in a spreadsheet or feed to other tools. A save replaces the file
 //! atomically (temporary file, fsync, rename, directory fsync), so a reader never sees half a

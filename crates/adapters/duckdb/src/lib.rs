@@ -1,7 +1,7 @@
 //! # marketpipe-duckdb
 //!
 //! The adapter behind the `QueryEngine` port (`marketpipe_ports::query`): SQL over the
-//! Parquet lake through an in-process, in-memory DuckDB (DESIGN §6). It defines one view
+//! Parquet lake through an in-process, in-memory DuckDB. It defines one view
 //! per timeframe, `bars_1m`, `bars_5m`, `bars_15m`, `bars_30m`, `bars_1h`, `bars_4h` and
 //! `bars_1d`, over the frame's files with `read_parquet` and Hive partitioning (so filters
 //! on `symbol` and `year` skip whole directories); a frame without files is an empty view
@@ -18,7 +18,7 @@
 //!
 //! DuckDB (bundled C++, the slowest build in the tree) lives in this leaf crate only; the
 //! app depends on it behind its `query` feature. Among MarketPipe's crates it depends only on
-//! `marketpipe-ports` and `marketpipe-domain`.
+//! `marketpipe-ports` and `marketpipe-domain`. The design: docs/architecture.md, Query engine.
 //!
 //! ```no_run
 //! use marketpipe_duckdb::DuckDbEngine;

@@ -106,7 +106,7 @@ pub(crate) fn sort_dedup_last<T>(items: &mut Vec<T>, key: impl Fn(&T) -> i64) ->
     true
 }
 
-/// The lake's Arrow schema (DESIGN §3), in column order.
+/// The lake's Arrow schema (docs/storage.md), in column order.
 pub(crate) fn lake_schema() -> SchemaRef {
     let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()));
     Arc::new(Schema::new(vec![

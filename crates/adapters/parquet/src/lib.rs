@@ -1,7 +1,7 @@
 //! # marketpipe-parquet
 //!
 //! The adapter behind the `BarStore` port (`marketpipe_ports::lake`): MarketPipe's bar lake
-//! as Hive-partitioned Parquet files (DESIGN §3), one file per frame, symbol and month (or
+//! as Hive-partitioned Parquet files (docs/storage.md), one file per frame, symbol and month (or
 //! year), readable as they are by DuckDB, polars, pandas and Spark. It owns the write
 //! protocol that makes ingestion crash-safe and idempotent: an advisory lock per partition
 //! across threads and processes, a merge-upsert of the new bars into the stored ones, and a

@@ -132,7 +132,7 @@ async fn round_trip_keeps_prices_and_optional_fields_exactly() {
     assert_eq!(outcome.content_hash.len(), 32);
     assert_eq!(lake.read_partition(&key).await.unwrap(), written);
 
-    // The schema, in order, as DESIGN §3 lists it; rows and provenance as written.
+    // The schema, in order, as docs/storage.md lists it; rows and provenance as written.
     let file = fs::File::open(lake.partition_path(&key)).unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     assert_eq!(builder.schema().as_ref(), lake_schema().as_ref());

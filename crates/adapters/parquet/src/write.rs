@@ -1,4 +1,4 @@
-//! The write protocol (DESIGN §3): lock the partition, merge, write a temporary file, fsync,
+//! The write protocol (docs/storage.md): lock the partition, merge, write a temporary file, fsync,
 //! rename over the old file, fsync the directory.
 
 use std::fs::{self, File, OpenOptions};

@@ -1,6 +1,6 @@
 //! # marketpipe-sqlite
 //!
-//! The SQLite adapter behind MarketPipe's metadata ports (DESIGN §3): [`SqliteStore`]
+//! The SQLite adapter behind MarketPipe's metadata ports (docs/storage.md): [`SqliteStore`]
 //! implements `JobRepository`, `WorkItemRepository`, `PartitionManifest`,
 //! `DailySummaryRepository`, `MetricsRepository` and `ValidationReportRepository` of
 //! `marketpipe-ports` with sqlx, on one database file in WAL mode with a busy timeout, so that
