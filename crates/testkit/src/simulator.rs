@@ -191,7 +191,7 @@ pub struct SimStats {
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
-    /// When it arrived.
+    /// When it arrived, on tokio's clock (so in virtual time when a test pauses the clock).
     pub at: Instant,
     /// `GET`, …
     pub method: String,
@@ -326,7 +326,8 @@ struct State {
 }
 
 struct KeyWindow {
-    started: Instant,
+    /// Tokio's clock, so that tests with a paused clock move the window in virtual time.
+    started: tokio::time::Instant,
     started_wall: SystemTime,
     used: u32,
 }
@@ -605,7 +606,8 @@ impl Shared {
         let mut state = self.lock();
         state.stats.requests += 1;
         state.requests.push(RecordedRequest {
-            at: Instant::now(),
+            // Tokio's clock (as a std instant): virtual time under a paused test clock.
+            at: tokio::time::Instant::now().into_std(),
             method: incoming.method.clone(),
             path: incoming.path.clone(),
             query: incoming.query.clone(),
@@ -658,7 +660,7 @@ impl Shared {
                 return (Action::Reply(reply), delay);
             }
         };
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         if let Some(limit) = self.rate_limit
             && let RateCheck::Limited { retry_after_secs } = state.check_rate(&key, limit, now)
         {
@@ -852,7 +854,12 @@ impl Shared {
 
 impl State {
     /// Whether `key` may make a request now (does not use up the window).
-    fn check_rate(&mut self, key: &str, limit: SimRateLimit, now: Instant) -> RateCheck {
+    fn check_rate(
+        &mut self,
+        key: &str,
+        limit: SimRateLimit,
+        now: tokio::time::Instant,
+    ) -> RateCheck {
         let window = self
             .windows
             .entry(key.to_owned())

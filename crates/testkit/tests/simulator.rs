@@ -3,7 +3,7 @@
 // `clippy.toml` allows unwrap in `#[test]` functions; the helpers below are test code too.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use marketpipe_domain::{Bar, Price, SessionKind, Symbol, TradingCalendar};
@@ -678,7 +678,9 @@ async fn rate_limit_answers_each_providers_429_per_key() {
     assert_eq!((stats.rate_limited, stats.ok), (3, 7));
 }
 
-#[tokio::test]
+// A paused clock: the simulator's window runs on tokio's clock, so the test moves it on
+// with `advance` instead of sleeping.
+#[tokio::test(start_paused = true)]
 async fn rate_limit_window_reopens_and_retry_after_is_optional() {
     let sim = Simulator::start(SimulatorConfig {
         rate_limit: Some(SimRateLimit {
@@ -696,7 +698,9 @@ async fn rate_limit_window_reopens_and_retry_after_is_optional() {
     assert_eq!(limited.status, 429);
     assert!(limited.header("retry-after").is_none());
     // The 429 did not use up anything: after the window one request passes again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(finnhub(&sim, q, FINNHUB_KEY).await.status, 429);
+    tokio::time::advance(Duration::from_millis(600)).await;
     assert_eq!(finnhub(&sim, q, FINNHUB_KEY).await.status, 200);
     assert_eq!(finnhub(&sim, q, FINNHUB_KEY).await.status, 429);
 }
@@ -856,7 +860,10 @@ async fn a_pooled_client_recovers_after_a_dropped_connection() {
     assert_eq!(statuses, [200, 0, 200]);
 }
 
-#[tokio::test]
+/// In virtual time (a paused clock): the simulator's delay and the clients' timeouts are
+/// tokio timers, and the clock moves only when every task waits on one, so the delay is
+/// exact and the test measures virtual time, never the wall clock.
+#[tokio::test(start_paused = true)]
 async fn slow_responses_are_delayed() {
     let sim = Simulator::start(SimulatorConfig {
         faults: Faults {
@@ -867,25 +874,28 @@ async fn slow_responses_are_delayed() {
     })
     .await
     .unwrap();
-    let started = Instant::now();
+    let virtual_start = tokio::time::Instant::now();
     assert_eq!(alpaca(&sim, ONE_BAR).await.status, 200);
-    assert!(started.elapsed() >= Duration::from_millis(600));
+    let waited = tokio::time::Instant::now() - virtual_start;
+    assert!(waited >= Duration::from_millis(600), "{waited:?}");
     // A client with a shorter timeout gives up.
-    let error = reqwest::Client::builder()
-        .timeout(Duration::from_millis(100))
-        .build()
-        .unwrap()
-        .get(format!("{}{ONE_BAR}", sim.base_url()))
-        .header("APCA-API-KEY-ID", ALPACA_ID)
-        .header("APCA-API-SECRET-KEY", ALPACA_SECRET)
-        .send()
-        .await
-        .unwrap_err();
+    let short = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+            .get(format!("{}{ONE_BAR}", sim.base_url()))
+            .header("APCA-API-KEY-ID", ALPACA_ID)
+            .header("APCA-API-SECRET-KEY", ALPACA_SECRET)
+            .send()
+    };
+    let error = short().await.unwrap_err();
     assert!(error.is_timeout());
+    // Without the fault the same client gets its answer: no delay at all.
     sim.set_faults(Faults::default());
-    let started = Instant::now();
-    alpaca(&sim, ONE_BAR).await;
-    assert!(started.elapsed() < Duration::from_millis(600));
+    let virtual_start = tokio::time::Instant::now();
+    assert_eq!(short().await.unwrap().status(), 200);
+    assert_eq!(tokio::time::Instant::now(), virtual_start);
 }
 
 #[tokio::test]
@@ -965,9 +975,19 @@ async fn records_requests_and_stops_when_dropped() {
     );
     assert!(recorded[0].at <= recorded[1].at);
 
-    let url = sim.base_url();
+    let (url, addr) = (sim.base_url(), sim.addr());
     drop(sim);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The aborted server task closes its listener when the runtime next polls it: wait for
+    // that (a refused connection), a bounded number of turns.
+    let mut refused = false;
+    for _ in 0..1_000 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "the listener is still open");
     assert!(
         client()
             .get(format!("{url}/v2/stocks/bars"))
