@@ -14,6 +14,7 @@
 pub mod error;
 pub mod events;
 pub mod lake;
+pub mod layout;
 pub mod metadata;
 pub mod provider;
 pub mod query;

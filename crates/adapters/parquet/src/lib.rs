@@ -9,7 +9,7 @@
 //! depends only on `marketpipe-ports` and `marketpipe-domain`; the app wires it in, and the
 //! contexts see only the port.
 //!
-//! Layout under the lake root (`<data_dir>/lake`):
+//! Layout under the lake root (`<data_dir>/lake`), as defined in `marketpipe_ports::layout`:
 //! `frame=<tf>/symbol=<SYM>/year=<YYYY>/month=<MM>/part-0.parquet` for monthly frames (up to
 //! 30m) and `frame=<tf>/symbol=<SYM>/year=<YYYY>/part-0.parquet` for yearly ones (1h and
 //! up). Beside each file live its lock file `.part-0.parquet.lock` and, during a write, a
@@ -52,7 +52,7 @@ pub use options::{LakeCompression, LakeOptions, ParseLakeCompressionError};
 
 use crate::codec::{lake_schema, read_bars_file, sort_dedup_last};
 use crate::error::worker_failure;
-use crate::layout::{PART_FILE, partition_bounds, partition_dir};
+use crate::layout::{partition_bounds, partition_file};
 use crate::scan::Found;
 
 /// How many partition files are decoded at once by reads and the integrity check.
@@ -108,7 +108,7 @@ impl ParquetLake {
 
     /// The data file of a partition: `<root>/frame=<tf>/symbol=<SYM>/year=<YYYY>[/month=<MM>]/part-0.parquet`.
     pub fn partition_path(&self, key: &PartitionKey) -> PathBuf {
-        partition_dir(&self.inner.root, key).join(PART_FILE)
+        partition_file(&self.inner.root, key)
     }
 }
 
@@ -217,7 +217,7 @@ impl BarStore for ParquetLake {
                 .filter(move |p| overlaps(&p.key, range)),
         )
         .map(move |info| {
-            let path = partition_dir(&root, &info.key).join(PART_FILE);
+            let path = partition_file(&root, &info.key);
             let symbol = info.key.symbol;
             blocking(path.clone(), move || {
                 let mut bars = read_partition_bars(&path, symbol)?;

@@ -12,8 +12,8 @@ use marketpipe_ports::lake::{PartitionInfo, PartitionKey};
 use crate::codec::read_file;
 use crate::error::io_error;
 use crate::layout::{
-    PART_FILE, parse_frame_dir, parse_month_dir, parse_partition_dirs, parse_symbol_dir,
-    parse_year_dir, partition_bounds, relative_path,
+    PART_FILE, frame_dir, frame_dir_name, parse_frame_dir, parse_month_dir, parse_partition_dirs,
+    parse_symbol_dir, parse_year_dir, partition_bounds, relative_path, symbol_dir,
 };
 use crate::write::{PartitionLock, is_temp_name};
 
@@ -56,9 +56,8 @@ pub(crate) fn list_partitions(
     frame: Timeframe,
     symbols: &[Symbol],
 ) -> Result<Vec<PartitionInfo>, LakeError> {
-    let frame_dir = root.join(format!("frame={}", frame.as_str()));
     let symbol_dirs: Vec<PathBuf> = if symbols.is_empty() {
-        entries(&frame_dir)?
+        entries(&frame_dir(root, frame))?
             .into_iter()
             .filter(|e| e.is_dir && parse_symbol_dir(&e.name).is_some())
             .map(|e| e.path)
@@ -66,7 +65,7 @@ pub(crate) fn list_partitions(
     } else {
         symbols
             .iter()
-            .map(|s| frame_dir.join(format!("symbol={s}")))
+            .map(|s| symbol_dir(root, frame, *s))
             .collect()
     };
     let mut out = Vec::new();
@@ -130,7 +129,7 @@ pub(crate) enum Found {
 /// (or of every frame).
 pub(crate) fn inventory(root: &Path, frame: Option<Timeframe>) -> Result<Vec<Found>, LakeError> {
     let frames: Vec<(Timeframe, PathBuf)> = match frame {
-        Some(f) => vec![(f, root.join(format!("frame={}", f.as_str())))],
+        Some(f) => vec![(f, frame_dir(root, f))],
         None => entries(root)?
             .into_iter()
             .filter(|e| e.is_dir)
@@ -218,7 +217,7 @@ pub(crate) fn misplaced_problem(frame: Timeframe) -> String {
         PartitionPeriod::Year => "",
     };
     format!(
-        "a partition file outside a valid frame={}/symbol=<SYM>/year=<YYYY>{month} directory",
-        frame.as_str()
+        "a partition file outside a valid {}/symbol=<SYM>/year=<YYYY>{month} directory",
+        frame_dir_name(frame)
     )
 }
