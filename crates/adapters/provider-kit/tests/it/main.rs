@@ -1,7 +1,11 @@
 //! `HttpClient` against a scripted loopback server: retries, rate-limit answers, the
-//! circuit breaker, error mapping, downloads and secret masking. Waits are real but short
-//! (milliseconds, or the one second a `Retry-After: 1` asks for); nothing asserts on measured
-//! time, only on counts and on the waits the client computed.
+//! circuit breaker, error mapping, downloads and secret masking. Nothing asserts on measured
+//! time, only on counts and on the waits the client computed. Tests that wait on purpose (a
+//! `Retry-After`, the limiter's window, the breaker's cool-down) run with tokio's clock
+//! paused: the client's limiter, breaker and retry sleeps and the server's quota window are
+//! all on tokio's clock, which then moves only when every task waits on a timer (loopback
+//! I/O is ready before the runtime idles), so those tests are exact and take no real time.
+//! The others keep real but short waits (milliseconds of backoff).
 
 // `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers and the server.
 #![allow(clippy::unwrap_used)]
@@ -12,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use marketpipe_ports::ProviderError;
 use marketpipe_provider_kit::{
-    BreakerPolicy, Classifier, HttpClient, HttpClientConfig, RetryPolicy, Secret,
+    BreakerPolicy, Classifier, DownloadError, HttpClient, HttpClientConfig, RetryPolicy, Secret,
 };
 use server::{Reply, Server};
 
@@ -182,7 +186,7 @@ async fn a_timeout_is_retried() {
     assert_eq!(stats.requests, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limited_with_retry_after_seconds() {
     let server = Server::start(
         vec![Reply::json(429, r#"{"message":"too many requests."}"#).header("retry-after", "1")],
@@ -197,18 +201,21 @@ async fn rate_limited_with_retry_after_seconds() {
     assert_eq!(client.metrics().rate_limited, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limited_with_retry_after_http_date() {
-    // Whole seconds only: the wait is between 2 and 3 s when the answer comes at once, and
-    // still clearly above the backoff (at most a few ms here) on a machine that stalls.
-    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    // The client reads the date against the wall clock (whole seconds): 30 s ahead the wait
+    // is between 29 and 30 s when the answer comes at once, and far above the backoff (a few
+    // ms here) even on a machine that stalls for seconds. The wait itself is virtual.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(30);
     let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let server = Server::start(
         vec![Reply::json(429, "{}").header("retry-after", date)],
         Reply::json(200, "{}"),
     )
     .await;
-    let client = client(&server);
+    let mut config = fast_config(&server);
+    config.retry.max_delay = Duration::from_mins(1);
+    let client = HttpClient::new(config).unwrap();
     let s = client
         .get(url(&server), &[], no_classify())
         .await
@@ -216,12 +223,12 @@ async fn rate_limited_with_retry_after_http_date() {
         .stats;
     assert_eq!(s.rate_limited, 1);
     assert!(
-        s.retry_wait > Duration::from_millis(500) && s.retry_wait <= Duration::from_secs(3),
+        s.retry_wait > Duration::from_secs(10) && s.retry_wait <= Duration::from_secs(30),
         "{s:?}"
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limited_with_x_ratelimit_reset() {
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -276,14 +283,14 @@ async fn rate_limited_until_retries_run_out() {
 }
 
 /// The acceptance rule at a small scale: the server allows 20 requests in a fixed window
-/// from the first request; 30 concurrent requests through a client limited to 20/s get no
-/// 429 (20 go at once, 10 when the window has passed). The server's window is 0.9 s so that
-/// a slow first connection on a loaded machine cannot make the test flaky; the limiter's
-/// own window arithmetic is checked exactly in virtual time in its unit tests.
-#[tokio::test]
+/// of 1 s from the first request; 30 concurrent requests through a client limited to 20/s
+/// get no 429 (20 go at once, 10 when the window has passed). In virtual time, so the
+/// server's window can be exactly the client's limit: a slow first connection on a loaded
+/// machine takes no virtual time.
+#[tokio::test(start_paused = true)]
 async fn the_limiter_keeps_a_fixed_window_quota_without_429() {
     let server = Server::start(vec![], Reply::json(200, "{}")).await;
-    server.set_quota(20, Duration::from_millis(900));
+    server.set_quota(20, Duration::from_secs(1));
     let mut config = fast_config(&server);
     config.rate_limit = Some(marketpipe_ports::RateLimit {
         requests: 20,
@@ -308,7 +315,7 @@ async fn the_limiter_keeps_a_fixed_window_quota_without_429() {
     assert_eq!(client.metrics().rate_limited, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_breaker_opens_fails_fast_then_half_opens_and_closes() {
     let server = Server::start(
         vec![
@@ -340,14 +347,22 @@ async fn the_breaker_opens_fails_fast_then_half_opens_and_closes() {
     assert_error_clean(&err);
     assert_eq!(server.seen().len(), 3, "an open breaker sends nothing");
     assert_eq!(client.metrics().circuit_rejections, 1);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Still open inside the cool-down (300 ms); half-open after it.
+    tokio::time::advance(Duration::from_millis(250)).await;
+    let err = client
+        .get(url(&server), &[], no_classify())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("circuit open"), "{err}");
+    tokio::time::advance(Duration::from_millis(100)).await;
     // Half-open: one trial goes through; its success closes the breaker.
     client.get(url(&server), &[], no_classify()).await.unwrap();
     clone.get(url(&server), &[], no_classify()).await.unwrap();
     assert_eq!(server.seen().len(), 5);
+    assert_eq!(client.metrics().circuit_rejections, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_breaker_reopens_when_the_trial_fails() {
     let server = Server::start(vec![], Reply::new(503, "down")).await;
     let mut config = fast_config(&server);
@@ -363,7 +378,7 @@ async fn the_breaker_reopens_when_the_trial_fails() {
             .await
             .unwrap_err();
     }
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::advance(Duration::from_millis(250)).await;
     let trial = client
         .get(url(&server), &[], no_classify())
         .await
@@ -528,7 +543,11 @@ async fn download_of_a_missing_file_is_not_found_and_leaves_nothing() {
         .download_to_file(server.url("/hist/x.pcap.gz?token=abc"), &dest)
         .await
         .unwrap_err();
-    assert!(matches!(e, ProviderError::NotFound { .. }), "{e:?}");
+    assert!(
+        matches!(e, DownloadError::Provider(ProviderError::NotFound { .. })),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
     assert!(!e.to_string().contains("token=abc"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
