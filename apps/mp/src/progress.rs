@@ -136,8 +136,8 @@ impl AggregateProgress for Progress {
                 let Ok(mut s) = state.lock() else { return };
                 s.done += 1;
                 s.bars += report.source_bars;
-                if !report.failures.is_empty() {
-                    tracing::warn!(%symbol, year, failure = %report.failures.join("; "), "aggregation failed");
+                for failure in &report.failures {
+                    tracing::warn!(%symbol, year, error = %failure.error, "aggregation failed");
                 }
                 if s.last.elapsed() >= Duration::from_secs(2) || s.done == s.total {
                     s.last = Instant::now();

@@ -28,5 +28,5 @@ pub enum AggregateError {
     Domain(#[from] DomainError),
     /// A unit of work panicked or was cancelled.
     #[error("aggregation task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }

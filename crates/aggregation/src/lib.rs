@@ -16,7 +16,7 @@ mod report;
 mod runner;
 
 pub use error::AggregateError;
-pub use report::{AggregationReport, FrameReport};
+pub use report::{AggregationReport, FrameReport, UnitFailure};
 pub use runner::{
     AGGREGATE_PROVIDER, AggregateDeps, AggregateOptions, AggregateProgress, AggregateRequest,
     Aggregator, NoProgress,

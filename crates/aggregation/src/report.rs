@@ -1,9 +1,12 @@
 //! What an aggregation run did.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use marketpipe_domain::Timeframe;
-use serde::Serialize;
+use marketpipe_domain::{Symbol, Timeframe};
+use serde::{Serialize, Serializer};
+
+use crate::error::AggregateError;
 
 /// What one target frame got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,8 +21,30 @@ pub struct FrameReport {
     pub bars_computed: u64,
 }
 
+/// A unit of work (one symbol-year) that failed, and why.
+#[derive(Debug, Serialize)]
+pub struct UnitFailure {
+    /// The unit's symbol.
+    pub symbol: Symbol,
+    /// The unit's year.
+    pub year: i32,
+    /// Why it failed (serialised as its message).
+    #[serde(serialize_with = "as_message")]
+    pub error: AggregateError,
+}
+
+impl fmt::Display for UnitFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.symbol, self.year, self.error)
+    }
+}
+
+fn as_message<S: Serializer>(error: &AggregateError, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(error)
+}
+
 /// The outcome of one aggregation run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct AggregationReport {
     /// The frames built.
     pub frames: Vec<Timeframe>,
@@ -33,7 +58,7 @@ pub struct AggregationReport {
     pub per_frame: BTreeMap<Timeframe, FrameReport>,
     /// Units (symbol-years) that failed, with the reason; their partitions stay stale and
     /// are retried by the next run.
-    pub failures: Vec<String>,
+    pub failures: Vec<UnitFailure>,
 }
 
 impl AggregationReport {

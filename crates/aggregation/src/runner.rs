@@ -1,7 +1,7 @@
 //! The aggregation runner: plans symbol-year units from the manifest (or the lake, for a full
 //! run) and builds each unit's frames partition by partition.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use marketpipe_domain::{
@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::AggregateError;
-use crate::report::{AggregationReport, FrameReport};
+use crate::report::{AggregationReport, FrameReport, UnitFailure};
 
 /// The `provider` written with aggregated bars: they are derived, not delivered.
 pub const AGGREGATE_PROVIDER: &str = "aggregate";
@@ -177,37 +177,41 @@ impl Aggregator {
         };
         let mut pending = plan.units.into_iter();
         let mut running = JoinSet::new();
+        // Which unit each task runs, so that a panicked task's failure still names it.
+        let mut units_of_tasks = HashMap::new();
         loop {
             while running.len() < self.options.concurrency {
                 let Some(unit) = pending.next() else { break };
                 let worker = UnitWorker {
                     deps: self.deps.clone(),
                 };
-                running.spawn(async move {
-                    let (symbol, year) = (unit.symbol, unit.year);
-                    let result = worker.run(unit).await;
-                    (symbol, year, result)
-                });
+                let (symbol, year) = (unit.symbol, unit.year);
+                let task = running.spawn(async move { worker.run(unit).await });
+                units_of_tasks.insert(task.id(), (symbol, year));
             }
-            let Some(joined) = running.join_next().await else {
+            let Some(joined) = running.join_next_with_id().await else {
                 break;
             };
-            let unit_report = match joined {
-                Ok((symbol, year, Ok(r))) => {
-                    progress.unit_finished(&symbol, year, &r);
-                    r
-                }
-                Ok((symbol, year, Err((partial, e)))) => {
-                    let mut r = partial;
-                    r.failures.push(format!("{symbol} {year}: {e}"));
-                    progress.unit_finished(&symbol, year, &r);
-                    r
-                }
-                Err(e) => AggregationReport {
-                    failures: vec![AggregateError::Task(e.to_string()).to_string()],
-                    ..AggregationReport::default()
-                },
+            let id = match &joined {
+                Ok((id, _)) => *id,
+                Err(e) => e.id(),
             };
+            let Some((symbol, year)) = units_of_tasks.remove(&id) else {
+                continue;
+            };
+            let (mut unit_report, error) = match joined {
+                Ok((_, Ok(r))) => (r, None),
+                Ok((_, Err((partial, e)))) => (partial, Some(e)),
+                Err(e) => (AggregationReport::default(), Some(AggregateError::Task(e))),
+            };
+            if let Some(error) = error {
+                unit_report.failures.push(UnitFailure {
+                    symbol,
+                    year,
+                    error,
+                });
+            }
+            progress.unit_finished(&symbol, year, &unit_report);
             report.absorb(unit_report);
         }
 
@@ -357,10 +361,10 @@ struct UnitWorker {
 }
 
 /// A unit's failure with what it had done before failing.
-type UnitFailure = (AggregationReport, AggregateError);
+type PartialFailure = (AggregationReport, AggregateError);
 
 impl UnitWorker {
-    async fn run(&self, unit: Unit) -> Result<AggregationReport, UnitFailure> {
+    async fn run(&self, unit: Unit) -> Result<AggregationReport, PartialFailure> {
         let mut report = AggregationReport::default();
         match self.build(&unit, &mut report).await {
             Ok(()) => Ok(report),

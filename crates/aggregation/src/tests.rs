@@ -448,10 +448,18 @@ async fn a_failing_unit_is_reported_and_stays_stale() {
         .await
         .unwrap();
     assert_eq!(report.failures.len(), 1);
+    let failure = &report.failures[0];
+    assert_eq!((failure.symbol, failure.year), (sym("MSFT"), 2024));
     assert!(
-        report.failures[0].starts_with("MSFT 2024: lake:"),
-        "{}",
-        report.failures[0]
+        matches!(
+            failure.error,
+            AggregateError::Lake(LakeError::Corrupt { .. })
+        ),
+        "{failure:?}"
+    );
+    assert!(
+        failure.to_string().starts_with("MSFT 2024: lake:"),
+        "{failure}"
     );
     assert!(matches!(
         h.events.events().last(),

@@ -129,7 +129,12 @@ async fn aggregate(
         Err(AppError::Failed(anyhow::anyhow!(
             "aggregation failed for {} symbol-year(s): {}; fix the cause and run `mp aggregate` again (only what failed is redone)",
             report.failures.len(),
-            report.failures.join("; ")
+            report
+                .failures
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )))
     }
 }
