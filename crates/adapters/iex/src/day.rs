@@ -178,7 +178,7 @@ impl Day<'_> {
                     what: format!("link type {} (only Ethernet, 1, is read)", packet.linktype),
                 });
             }
-            match udp_payload(packet.data).map_err(|what| self.corrupt(offset, what))? {
+            match udp_payload(packet.data).map_err(|what| self.corrupt(offset, &what))? {
                 Frame::Udp { payload, .. } => self.segment(offset, payload)?,
                 Frame::Other(_) => self.stats.other_frames += 1,
             }
@@ -186,17 +186,17 @@ impl Day<'_> {
         Ok(())
     }
 
-    fn corrupt(&self, offset: u64, what: String) -> ReadError {
+    fn corrupt(&self, offset: u64, what: &dyn std::fmt::Display) -> ReadError {
         ReadError::Corrupt {
             file: self.file.clone(),
             offset,
-            what,
+            what: what.to_string(),
         }
     }
 
     fn segment(&mut self, offset: u64, segment: &[u8]) -> Result<(), ReadError> {
         let (header, payload) =
-            parse_segment(segment).map_err(|what| self.corrupt(offset, what))?;
+            parse_segment(segment).map_err(|what| self.corrupt(offset, &what))?;
         self.set_version(offset, header.protocol_id)?;
         let skip = match self.seq.check(&header) {
             SeqVerdict::InOrder => 0,
@@ -228,7 +228,7 @@ impl Day<'_> {
         } else {
             self.stats.segments += 1;
             for (k, message) in Messages::new(payload, header.message_count).enumerate() {
-                let message = message.map_err(|what| self.corrupt(offset, what))?;
+                let message = message.map_err(|what| self.corrupt(offset, &what))?;
                 if k < usize::from(skip) {
                     continue;
                 }
@@ -252,7 +252,7 @@ impl Day<'_> {
                 if m.len() < TRADE_FIELDS_LEN {
                     return Err(self.corrupt(
                         offset,
-                        format!(
+                        &format_args!(
                             "TOPS {} message of {} bytes, shorter than its {TRADE_FIELDS_LEN}-byte layout",
                             if kind == TRADE_REPORT { "Trade Report" } else { "Trade Break" },
                             m.len()

@@ -118,6 +118,132 @@ impl ReadError {
     }
 }
 
+/// An Ethernet frame whose headers are impossible (cut short, lengths that disagree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Shorter than an Ethernet header.
+    #[error("Ethernet frame of {len} bytes (at least 14)")]
+    EthernetCut {
+        /// The frame's length.
+        len: usize,
+    },
+    /// A VLAN tag that the frame ends inside.
+    #[error("VLAN tag cut short in a {len}-byte frame")]
+    VlanCut {
+        /// The frame's length.
+        len: usize,
+    },
+    /// Shorter than an IPv4 header.
+    #[error("IPv4 header cut short ({len} bytes)")]
+    Ipv4HeaderCut {
+        /// Bytes after the Ethernet header.
+        len: usize,
+    },
+    /// The IPv4 ethertype with another IP version in the header.
+    #[error("IPv4 ethertype but IP version {version}")]
+    IpVersion {
+        /// The header's version.
+        version: u8,
+    },
+    /// A header length below 20 or above the total length.
+    #[error("IPv4 header length {header_len} and total length {total_len} are inconsistent")]
+    Ipv4Lengths {
+        /// The header length, bytes.
+        header_len: usize,
+        /// The total length, bytes.
+        total_len: usize,
+    },
+    /// A packet longer than what was captured.
+    #[error("IPv4 packet of {total_len} bytes but only {captured} captured")]
+    Ipv4Truncated {
+        /// The packet's total length.
+        total_len: usize,
+        /// Bytes captured.
+        captured: usize,
+    },
+    /// Shorter than a UDP header.
+    #[error("UDP header cut short ({len} bytes)")]
+    UdpHeaderCut {
+        /// Bytes of the IP payload.
+        len: usize,
+    },
+    /// A UDP length below 8 or beyond the IP payload.
+    #[error("UDP length {udp_len} does not fit the {available}-byte IP payload")]
+    UdpLength {
+        /// The UDP header's length.
+        udp_len: usize,
+        /// Bytes of the IP payload.
+        available: usize,
+    },
+}
+
+/// An IEX-TP segment header that is impossible or disagrees with its UDP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// Shorter than the 40-byte header.
+    #[error("IEX-TP segment of {len} bytes, shorter than the 40-byte header")]
+    Cut {
+        /// The segment's length.
+        len: usize,
+    },
+    /// A header version other than 1.
+    #[error("IEX-TP header version {version} (expected 1)")]
+    Version {
+        /// The version byte.
+        version: u8,
+    },
+    /// A payload length other than the bytes after the header.
+    #[error(
+        "IEX-TP payload length {declared} but the UDP payload carries {actual} bytes after the header"
+    )]
+    PayloadLength {
+        /// The header's payload length.
+        declared: u16,
+        /// Bytes after the header.
+        actual: usize,
+    },
+    /// A heartbeat (no messages) with a payload.
+    #[error("IEX-TP segment with 0 messages but a {payload_len}-byte payload")]
+    HeartbeatWithPayload {
+        /// The header's payload length.
+        payload_len: u16,
+    },
+    /// A negative first sequence number.
+    #[error("IEX-TP first sequence number {first_seq}")]
+    NegativeSequence {
+        /// The header's first sequence number.
+        first_seq: i64,
+    },
+}
+
+/// IEX-TP message blocks that do not fill their payload exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// Bytes after the counted blocks.
+    #[error("{left} bytes left in the IEX-TP payload after its counted message blocks")]
+    TrailingBytes {
+        /// Bytes left over.
+        left: usize,
+    },
+    /// The payload ends where a block length should be.
+    #[error("IEX-TP payload ends before message block length ({counted} messages still counted)")]
+    LengthCut {
+        /// Messages the header still counts.
+        counted: u16,
+    },
+    /// A block longer than the rest of the payload.
+    #[error("IEX-TP message block of {len} bytes overruns the payload ({left} bytes left)")]
+    Overrun {
+        /// The block's length.
+        len: usize,
+        /// Bytes left in the payload.
+        left: usize,
+    },
+}
+
 /// A break in IEX-TP sequence numbers: messages `expected..got` never arrived, so the bars
 /// of the minutes around `offset` may miss trades. Reported, not fatal.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use marketpipe_domain::{DayStatus, TradingCalendar};
 use marketpipe_ports::ProviderError;
-use marketpipe_provider_kit::{HttpClient, HttpClientConfig};
+use marketpipe_provider_kit::{DownloadError, HttpClient, HttpClientConfig};
 use serde::Deserialize;
 use thiserror::Error;
 use tracing::{info, warn};
@@ -74,6 +74,10 @@ pub enum FetchError {
     /// The HTTP call failed (after provider-kit's retries).
     #[error(transparent)]
     Http(#[from] ProviderError),
+    /// The download failed: the provider or the network (after provider-kit's retries), or
+    /// saving the file (a full disk, permissions), which is local and permanent.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
     /// The download is shorter than the listing's size; the file was removed.
     #[error("{path}: downloaded {got} bytes, the listing says {expected}; removed, try again")]
     ShortDownload {
@@ -100,6 +104,26 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl FetchError {
+    /// Whether fetching again may succeed: a provider's or network's transient failure, or a
+    /// short download. A local failure (a full disk, a directory in the way) is not: it
+    /// says nothing of IEX, and trying again writes to the same place.
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::Http(e) => e.is_retryable(),
+            Self::Download(e) => e.is_retryable(),
+            Self::ShortDownload { .. } => true,
+            Self::Listing { .. }
+            | Self::NoTopsFile { .. }
+            | Self::NotASession { .. }
+            | Self::NotListed { .. }
+            | Self::BadUrl { .. }
+            | Self::NotACapture { .. }
+            | Self::Io { .. } => false,
+        }
+    }
 }
 
 /// The `size` field: a string in real answers, a number in some.

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+pub use crate::error::{BlockError, SegmentError};
+
 /// Length of the IEX-TP segment header.
 pub const HEADER_LEN: usize = 40;
 
@@ -98,15 +100,14 @@ pub struct SegmentHeader {
 
 /// Decodes and checks a segment: version 1, payload length agreeing with the UDP payload.
 /// Returns the header and the message bytes.
-pub fn parse_segment(segment: &[u8]) -> Result<(SegmentHeader, &[u8]), String> {
+pub fn parse_segment(segment: &[u8]) -> Result<(SegmentHeader, &[u8]), SegmentError> {
     if segment.len() < HEADER_LEN {
-        return Err(format!(
-            "IEX-TP segment of {} bytes, shorter than the 40-byte header",
-            segment.len()
-        ));
+        return Err(SegmentError::Cut { len: segment.len() });
     }
     if segment[0] != 1 {
-        return Err(format!("IEX-TP header version {} (expected 1)", segment[0]));
+        return Err(SegmentError::Version {
+            version: segment[0],
+        });
     }
     let header = SegmentHeader {
         protocol_id: le_u16(segment, 2),
@@ -120,20 +121,20 @@ pub fn parse_segment(segment: &[u8]) -> Result<(SegmentHeader, &[u8]), String> {
     };
     let payload = &segment[HEADER_LEN..];
     if usize::from(header.payload_len) != payload.len() {
-        return Err(format!(
-            "IEX-TP payload length {} but the UDP payload carries {} bytes after the header",
-            header.payload_len,
-            payload.len()
-        ));
+        return Err(SegmentError::PayloadLength {
+            declared: header.payload_len,
+            actual: payload.len(),
+        });
     }
     if header.message_count == 0 && header.payload_len != 0 {
-        return Err(format!(
-            "IEX-TP segment with 0 messages but a {}-byte payload",
-            header.payload_len
-        ));
+        return Err(SegmentError::HeartbeatWithPayload {
+            payload_len: header.payload_len,
+        });
     }
     if header.first_seq < 0 {
-        return Err(format!("IEX-TP first sequence number {}", header.first_seq));
+        return Err(SegmentError::NegativeSequence {
+            first_seq: header.first_seq,
+        });
     }
     Ok((header, payload))
 }
@@ -160,7 +161,7 @@ impl<'a> Messages<'a> {
 }
 
 impl<'a> Iterator for Messages<'a> {
-    type Item = Result<&'a [u8], String>;
+    type Item = Result<&'a [u8], BlockError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -171,25 +172,21 @@ impl<'a> Iterator for Messages<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            return Some(Err(format!(
-                "{} bytes left in the IEX-TP payload after its counted message blocks",
-                self.rest.len()
-            )));
+            return Some(Err(BlockError::TrailingBytes {
+                left: self.rest.len(),
+            }));
         }
         if self.rest.len() < 2 {
             self.done = true;
-            return Some(Err(format!(
-                "IEX-TP payload ends before message block length ({} messages still counted)",
-                self.left
-            )));
+            return Some(Err(BlockError::LengthCut { counted: self.left }));
         }
         let len = usize::from(le_u16(self.rest, 0));
         if self.rest.len() - 2 < len {
             self.done = true;
-            return Some(Err(format!(
-                "IEX-TP message block of {len} bytes overruns the payload ({} bytes left)",
-                self.rest.len() - 2
-            )));
+            return Some(Err(BlockError::Overrun {
+                len,
+                left: self.rest.len() - 2,
+            }));
         }
         let message = &self.rest[2..2 + len];
         self.rest = &self.rest[2 + len..];
@@ -314,22 +311,33 @@ mod tests {
     #[test]
     fn bad_headers_and_blocks() {
         let seg = bytes(EXAMPLE);
-        assert!(parse_segment(&seg[..39]).unwrap_err().contains("40-byte"));
+        let cut = parse_segment(&seg[..39]).unwrap_err();
+        assert_eq!(cut, SegmentError::Cut { len: 39 });
+        assert!(cut.to_string().contains("40-byte"), "{cut}");
         let mut v = seg.clone();
         v[0] = 2;
-        assert!(parse_segment(&v).unwrap_err().contains("version 2"));
-        assert!(
-            parse_segment(&seg[..seg.len() - 1])
-                .unwrap_err()
-                .contains("payload length 40")
+        assert_eq!(
+            parse_segment(&v).unwrap_err(),
+            SegmentError::Version { version: 2 }
         );
+        let short = parse_segment(&seg[..seg.len() - 1]).unwrap_err();
+        assert_eq!(
+            short,
+            SegmentError::PayloadLength {
+                declared: 40,
+                actual: 39
+            }
+        );
+        assert!(short.to_string().contains("payload length 40"), "{short}");
         let (_, payload) = parse_segment(&seg).unwrap();
         let r: Result<Vec<_>, _> = Messages::new(payload, 2).collect();
-        assert!(r.unwrap_err().contains("ends before"));
+        assert_eq!(r.unwrap_err(), BlockError::LengthCut { counted: 1 });
         let r: Result<Vec<_>, _> = Messages::new(&payload[..30], 1).collect();
-        assert!(r.unwrap_err().contains("overruns"));
+        assert_eq!(r.unwrap_err(), BlockError::Overrun { len: 38, left: 28 });
         let r: Result<Vec<_>, _> = Messages::new(payload, 0).collect();
-        assert!(r.unwrap_err().contains("left"));
+        let trailing = r.unwrap_err();
+        assert_eq!(trailing, BlockError::TrailingBytes { left: 40 });
+        assert!(trailing.to_string().contains("left"), "{trailing}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub const VLAN_ETHERTYPES: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
+pub use crate::error::FrameError;
+
 /// What a frame holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -25,21 +27,15 @@ pub enum Frame<'a> {
 
 /// Decodes an Ethernet frame down to its UDP payload. `Err` names what is impossible in the
 /// frame (a header cut short, lengths that disagree).
-pub fn udp_payload(frame: &[u8]) -> Result<Frame<'_>, String> {
+pub fn udp_payload(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
     if frame.len() < 14 {
-        return Err(format!(
-            "Ethernet frame of {} bytes (at least 14)",
-            frame.len()
-        ));
+        return Err(FrameError::EthernetCut { len: frame.len() });
     }
     let mut ethertype = be16(frame, 12);
     let mut at = 14;
     while VLAN_ETHERTYPES.contains(&ethertype) {
         if frame.len() < at + 4 {
-            return Err(format!(
-                "VLAN tag cut short in a {}-byte frame",
-                frame.len()
-            ));
+            return Err(FrameError::VlanCut { len: frame.len() });
         }
         ethertype = be16(frame, at + 2);
         at += 4;
@@ -49,23 +45,26 @@ pub fn udp_payload(frame: &[u8]) -> Result<Frame<'_>, String> {
     }
     let ip = &frame[at..];
     if ip.len() < 20 {
-        return Err(format!("IPv4 header cut short ({} bytes)", ip.len()));
+        return Err(FrameError::Ipv4HeaderCut { len: ip.len() });
     }
     if ip[0] >> 4 != 4 {
-        return Err(format!("IPv4 ethertype but IP version {}", ip[0] >> 4));
+        return Err(FrameError::IpVersion {
+            version: ip[0] >> 4,
+        });
     }
     let header_len = usize::from(ip[0] & 0x0F) * 4;
     let total_len = usize::from(be16(ip, 2));
     if header_len < 20 || total_len < header_len {
-        return Err(format!(
-            "IPv4 header length {header_len} and total length {total_len} are inconsistent"
-        ));
+        return Err(FrameError::Ipv4Lengths {
+            header_len,
+            total_len,
+        });
     }
     if total_len > ip.len() {
-        return Err(format!(
-            "IPv4 packet of {total_len} bytes but only {} captured",
-            ip.len()
-        ));
+        return Err(FrameError::Ipv4Truncated {
+            total_len,
+            captured: ip.len(),
+        });
     }
     if ip[9] != IPPROTO_UDP {
         return Ok(Frame::Other("not UDP"));
@@ -78,14 +77,14 @@ pub fn udp_payload(frame: &[u8]) -> Result<Frame<'_>, String> {
     // Ethernet padding may follow the IP packet: bound by the IP total length.
     let udp = &ip[header_len..total_len];
     if udp.len() < 8 {
-        return Err(format!("UDP header cut short ({} bytes)", udp.len()));
+        return Err(FrameError::UdpHeaderCut { len: udp.len() });
     }
     let udp_len = usize::from(be16(udp, 4));
     if udp_len < 8 || udp_len > udp.len() {
-        return Err(format!(
-            "UDP length {udp_len} does not fit the {}-byte IP payload",
-            udp.len()
-        ));
+        return Err(FrameError::UdpLength {
+            udp_len,
+            available: udp.len(),
+        });
     }
     Ok(Frame::Udp {
         dst_port: be16(udp, 2),
@@ -141,12 +140,19 @@ mod tests {
     #[test]
     fn cut_frames_are_errors_and_others_skipped() {
         let f = frame(&[], 5, b"hello", 0);
-        assert!(
-            udp_payload(&f[..f.len() - 2])
-                .unwrap_err()
-                .contains("captured")
+        let cut = udp_payload(&f[..f.len() - 2]).unwrap_err();
+        assert_eq!(
+            cut,
+            FrameError::Ipv4Truncated {
+                total_len: 33,
+                captured: 31
+            }
         );
-        assert!(udp_payload(&f[..10]).is_err());
+        assert!(cut.to_string().contains("captured"), "{cut}");
+        assert_eq!(
+            udp_payload(&f[..10]),
+            Err(FrameError::EthernetCut { len: 10 })
+        );
         let mut arp = f.clone();
         arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
         assert_eq!(udp_payload(&arp).unwrap(), Frame::Other("not IPv4"));

@@ -19,6 +19,7 @@ use marketpipe_domain::calendar::ny_instant;
 use marketpipe_domain::{SessionKind, TimeRange, Timeframe};
 use marketpipe_iex::{FetchError, Fetched, HistFetcher, IexHistProvider, TopsVersion};
 use marketpipe_ports::{Adjustment, BarRequest, MarketDataProvider};
+use marketpipe_provider_kit::DownloadError;
 use marketpipe_testkit::hist::{CaptureOptions, build_capture};
 
 struct Server {
@@ -178,4 +179,35 @@ async fn refusals_and_failures_are_clear() {
         HistFetcher::new("not a url", dir.path()),
         Err(FetchError::BadUrl { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_local_write_failure_is_permanent_and_not_retried() {
+    let capture = build_capture(&scenario(0), &CaptureOptions::default()).unwrap();
+    let server = serve(capture.bytes);
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file goes: the download arrives, saving it fails (EISDIR), as a
+    // full disk (ENOSPC) would.
+    let dest = dir.path().join("20240315_IEXTP1_TOPS1.6.pcap.gz");
+    std::fs::create_dir(&dest).unwrap();
+    let fetcher = HistFetcher::new(&server.base, dir.path()).unwrap();
+
+    let err = fetcher.fetch(date(15), true).await.unwrap_err();
+    match &err {
+        FetchError::Download(DownloadError::Local { path, source, .. }) => {
+            assert_eq!(path.parent(), Some(dir.path()), "{err}");
+            assert!(source.raw_os_error().is_some(), "an OS error: {source:?}");
+        }
+        other => panic!("expected a local download error, got {other:?}"),
+    }
+    assert!(!err.is_retryable(), "{err}");
+    // The listing and one download: the local failure was not retried.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    // The temporary file is gone; the directory in the way is untouched.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(dest.is_dir());
 }

@@ -178,8 +178,41 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-/// What one attempt came to.
-enum Outcome<T> {
+/// Why [`HttpClient::download_to_file`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The provider or the network failed (after the client's retries).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// A local file operation failed (a full disk, permissions, a directory in the way):
+    /// permanent, never retried, and saying nothing of the provider.
+    #[error("{what} {}: {source}", path.display())]
+    Local {
+        /// What was being done: `creating`, `writing`, `finishing`.
+        what: &'static str,
+        /// The directory or (temporary) file.
+        path: PathBuf,
+        /// The OS error (`ErrorKind::StorageFull` for a full disk).
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DownloadError {
+    /// Whether trying the download again may succeed: a provider error's own answer; never
+    /// for a local failure.
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::Provider(e) => e.is_retryable(),
+            Self::Local { .. } => false,
+        }
+    }
+}
+
+/// What one attempt came to; `E` is the error of the call (a [`ProviderError`], or a
+/// [`DownloadError`] when the attempt writes a file).
+enum Outcome<T, E = ProviderError> {
     /// Success.
     Done(T),
     /// A transport error or 5xx: retried; counts against the breaker.
@@ -192,7 +225,7 @@ enum Outcome<T> {
     /// The provider answered with a permanent error: not retried.
     Fatal(ProviderError),
     /// A local failure (e.g. writing a file): not retried; says nothing of the provider.
-    Local(ProviderError),
+    Local(E),
 }
 
 impl HttpClient {
@@ -336,16 +369,17 @@ impl HttpClient {
     /// limiter, breaker and retry rules as [`HttpClient::get`] apply, an interrupted
     /// transfer starting over; there is no whole-request timeout (only connect and read
     /// timeouts), since captures can be gigabytes. Returns the bytes written.
-    pub async fn download_to_file(&self, url: Url, dest: &Path) -> Result<u64, ProviderError> {
-        let local = |message: String, e: std::io::Error| ProviderError::Transient {
-            provider: self.inner.provider.clone(),
-            message,
-            source: Some(Box::new(e)),
-        };
+    /// A local failure (the directory, the temporary file or the rename; a full disk) is a
+    /// [`DownloadError::Local`]: not retried, and not a provider error.
+    pub async fn download_to_file(&self, url: Url, dest: &Path) -> Result<u64, DownloadError> {
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|e| local(format!("creating {}: {e}", dir.display()), e))?;
+                .map_err(|source| DownloadError::Local {
+                    what: "creating",
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
         let url_ref = &url;
         let (bytes, _stats) = self
@@ -357,15 +391,16 @@ impl HttpClient {
     }
 
     /// The retry loop around one kind of attempt.
-    async fn run<T, F, Fut>(
+    async fn run<T, E, F, Fut>(
         &self,
         url: &Url,
         secrets: &[&Secret],
         mut attempt: F,
-    ) -> Result<(T, FetchStats), ProviderError>
+    ) -> Result<(T, FetchStats), E>
     where
+        E: From<ProviderError>,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Outcome<T>>,
+        Fut: Future<Output = Outcome<T, E>>,
     {
         let inner = &*self.inner;
         let c = &inner.counters;
@@ -384,7 +419,8 @@ impl HttpClient {
                         open.retry_in.as_millis()
                     ),
                     source: None,
-                });
+                }
+                .into());
             }
             let waited = inner.limiter.acquire().await;
             stats.throttled += waited;
@@ -411,11 +447,12 @@ impl HttpClient {
                 }
                 Outcome::Fatal(e) => {
                     inner.breaker.record_success();
-                    return Err(scrub_error(e, secrets, url));
+                    return Err(scrub_error(e, secrets, url).into());
                 }
                 Outcome::Local(e) => {
+                    // Says nothing of the provider, and names only local paths.
                     inner.breaker.record_neutral();
-                    return Err(scrub_error(e, secrets, url));
+                    return Err(e);
                 }
                 Outcome::Transient { message, source } => {
                     inner.breaker.record_failure();
@@ -432,7 +469,7 @@ impl HttpClient {
             if tries >= inner.retry.max_retries {
                 let attempts = tries + 1;
                 warn!(provider = %inner.provider, %request, attempts, %reason, "giving up");
-                return Err(if rate_limited {
+                return Err(E::from(if rate_limited {
                     ProviderError::RateLimited {
                         provider: inner.provider.clone(),
                         retry_after: hint,
@@ -443,7 +480,7 @@ impl HttpClient {
                         message: format!("{request}: {reason} (gave up after {attempts} attempts)"),
                         source,
                     }
-                });
+                }));
             }
             let wait = hint
                 .unwrap_or_else(|| inner.retry.backoff(tries))
@@ -495,13 +532,13 @@ impl HttpClient {
     }
 
     /// Maps a non-2xx, non-429 status.
-    fn failure_status<T>(
+    fn failure_status<T, E>(
         &self,
         status: u16,
         body: &[u8],
         url: &Url,
         classify: &Classifier,
-    ) -> Outcome<T> {
+    ) -> Outcome<T, E> {
         if status == 408 || status >= 500 {
             return Outcome::Transient {
                 message: format!("HTTP {status} {}", reason_phrase(status)),
@@ -514,7 +551,7 @@ impl HttpClient {
         Outcome::Fatal(default_error(&self.inner.provider, url, status, body))
     }
 
-    async fn attempt_download(&self, url: &Url, dest: &Path) -> Outcome<u64> {
+    async fn attempt_download(&self, url: &Url, dest: &Path) -> Outcome<u64, DownloadError> {
         let request = self
             .inner
             .raw_client
@@ -535,11 +572,11 @@ impl HttpClient {
             return self.failure_status(status, &body, url, &|_, _| None);
         }
         let temp = temp_path(dest);
-        let local = |what: &str, e: std::io::Error| {
-            Outcome::Local(ProviderError::Transient {
-                provider: self.inner.provider.clone(),
-                message: format!("{what} {}: {e}", temp.display()),
-                source: Some(Box::new(e)),
+        let local = |what: &'static str, source: std::io::Error| {
+            Outcome::Local(DownloadError::Local {
+                what,
+                path: temp.clone(),
+                source,
             })
         };
         let mut file = match tokio::fs::File::create(&temp).await {
@@ -652,12 +689,12 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// A reqwest failure as a retryable outcome: its message (with the URL stripped and the
 /// source chain spelled out) and the error as the source.
-fn transport_failure<T>(
+fn transport_failure<T, E>(
     what: &str,
     error: reqwest::Error,
     secrets: &[&Secret],
     url: &Url,
-) -> Outcome<T> {
+) -> Outcome<T, E> {
     let error = error.without_url();
     let kind = if error.is_timeout() {
         "timed out"

@@ -33,8 +33,8 @@ pub mod wire;
 
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker, CircuitOpen};
 pub use client::{
-    Classifier, DEFAULT_TIMEOUT, HttpClient, HttpClientConfig, HttpMetrics, HttpResponse,
-    USER_AGENT, default_error,
+    Classifier, DEFAULT_TIMEOUT, DownloadError, HttpClient, HttpClientConfig, HttpMetrics,
+    HttpResponse, USER_AGENT, default_error,
 };
 pub use limiter::RateLimiter;
 pub use retry::{RetryPolicy, wait_hint};
@@ -45,6 +45,6 @@ pub use settings::{
     resolve_base_url, resolve_secret,
 };
 pub use wire::{
-    BarField, WireVolume, describe_request, error_text, inclusive_end_millis, inclusive_end_second,
-    malformed, parse_json, price,
+    BarField, VolumeError, WireVolume, describe_request, error_text, inclusive_end_millis,
+    inclusive_end_second, malformed, parse_json, price,
 };

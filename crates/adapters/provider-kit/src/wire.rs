@@ -104,6 +104,18 @@ fn shorten(text: &str) -> String {
     s
 }
 
+/// A volume that is not a whole number of shares.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VolumeError {
+    /// Negative, NaN or infinite.
+    #[error("invalid volume {0}")]
+    Invalid(f64),
+    /// At or beyond 2^64 shares once rounded.
+    #[error("volume {0} is out of range")]
+    OutOfRange(f64),
+}
+
 /// A volume as a provider sends it: a JSON integer, or a double that may be fractional
 /// (Polygon's fractional-share prints).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,17 +133,17 @@ impl WireVolume {
     /// from zero** (`0.5 → 1`, `2.5 → 3`, `9099.618093 → 9100`), as `f64::round` does. A
     /// double with no fractional part is exact and not counted as rounded. Negative, NaN,
     /// infinite or out-of-range values are errors.
-    pub fn to_shares(self) -> Result<(u64, bool), String> {
+    pub fn to_shares(self) -> Result<(u64, bool), VolumeError> {
         match self {
             Self::Whole(v) => Ok((v, false)),
             Self::Fractional(v) => {
                 if !v.is_finite() || v < 0.0 {
-                    return Err(format!("invalid volume {v}"));
+                    return Err(VolumeError::Invalid(v));
                 }
                 let rounded = v.round();
                 // 2^64 as f64: anything at or above it does not fit.
                 if rounded >= 18_446_744_073_709_551_616.0 {
-                    return Err(format!("volume {v} is out of range"));
+                    return Err(VolumeError::OutOfRange(v));
                 }
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let shares = rounded as u64;
@@ -196,9 +208,20 @@ mod tests {
             WireVolume::Fractional(9_099.618_093).to_shares().unwrap(),
             (9100, true)
         );
-        assert!(WireVolume::Fractional(-1.0).to_shares().is_err());
-        assert!(WireVolume::Fractional(f64::NAN).to_shares().is_err());
-        assert!(WireVolume::Fractional(1e30).to_shares().is_err());
+        assert_eq!(
+            WireVolume::Fractional(-1.0).to_shares(),
+            Err(VolumeError::Invalid(-1.0))
+        );
+        assert!(matches!(
+            WireVolume::Fractional(f64::NAN).to_shares(),
+            Err(VolumeError::Invalid(v)) if v.is_nan()
+        ));
+        let big = WireVolume::Fractional(1e30).to_shares().unwrap_err();
+        assert_eq!(big, VolumeError::OutOfRange(1e30));
+        assert_eq!(
+            big.to_string(),
+            "volume 1000000000000000000000000000000 is out of range"
+        );
         assert!(serde_json::from_str::<WireVolume>("-3").is_err());
         assert!(serde_json::from_str::<WireVolume>("\"3\"").is_err());
     }
