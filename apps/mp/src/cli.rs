@@ -113,6 +113,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: IexCommand,
     },
+
+    /// Print a shell completion script to stdout (e.g. mp completions bash >
+    /// ~/.local/share/bash-completion/completions/mp).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff, every command on one page) to stdout (e.g. mp man >
+    /// ~/.local/share/man/man1/mp.1).
+    Man,
 }
 
 /// `mp providers …`.

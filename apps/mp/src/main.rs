@@ -45,6 +45,9 @@ fn run(cli: &Cli) -> Result<(), AppError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match &cli.command {
+        // Generated from the clap definitions alone: no configuration is read.
+        Command::Completions { shell } => commands::shell::completions(*shell, &mut out),
+        Command::Man => commands::shell::man(&mut out),
         Command::Calendar(args) => commands::calendar::run(args, &mut out),
         Command::Config {
             command: ConfigCommand::Init { output, force },

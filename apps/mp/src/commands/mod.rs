@@ -8,6 +8,7 @@ pub(crate) mod jobs;
 pub(crate) mod migrate;
 pub(crate) mod providers;
 pub(crate) mod query;
+pub(crate) mod shell;
 pub(crate) mod validate;
 
 use std::path::PathBuf;
