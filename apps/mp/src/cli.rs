@@ -232,6 +232,7 @@ pub(crate) enum QueryFormat {
 
 /// `mp validate`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // clap flags, each its own switch
 pub(crate) struct ValidateArgs {
     /// Validate the bars of this ingestion job (its symbols, dates and hours).
     #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "start", "end", "list", "show"])]
@@ -265,6 +266,11 @@ pub(crate) struct ValidateArgs {
     /// Exit 1 when any error-severity finding exists.
     #[arg(long)]
     pub(crate) strict: bool,
+
+    /// With --list or --show: print JSON (an array of reports, or one report with its
+    /// findings) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 
     /// Symbols validated at once (reading, checking and saving overlap).
     #[arg(long, value_name = "N", default_value_t = 4)]

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use marketpipe_csv::{CsvReportStore, parse_report_name};
 use marketpipe_domain::{DateRange, JobId, SessionKind, Severity, Symbol};
-use marketpipe_ports::{SystemClock, ValidationReportRepository};
+use marketpipe_ports::{SystemClock, ValidationReport, ValidationReportRepository};
 use marketpipe_sqlite::SqliteStore;
 use marketpipe_validation::{
     ValidationDeps, ValidationError, ValidationRun, ValidationTarget, Validator,
 };
+use serde::Serialize;
 
 use crate::cli::ValidateArgs;
 use crate::commands::Context;
@@ -27,10 +28,15 @@ pub(crate) async fn run(
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     if let Some(name) = &args.show {
-        return show(ctx, name, out).await;
+        return show(ctx, name, args.json, out).await;
     }
     if args.list {
-        return list(ctx, out).await;
+        return list(ctx, args.json, out).await;
+    }
+    if args.json {
+        return Err(usage(anyhow::anyhow!(
+            "--json goes with --list or --show REPORT"
+        )));
     }
     if args.concurrency == 0 {
         return Err(usage(anyhow::anyhow!(
@@ -213,9 +219,80 @@ fn print_run(ctx: &Context, run: &ValidationRun, out: &mut dyn Write) -> std::io
     Ok(())
 }
 
-async fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), AppError> {
+/// One report of `mp validate --list --json`.
+#[derive(Debug, Serialize)]
+struct ReportRow<'a> {
+    name: &'a str,
+    run_id: &'a str,
+    symbol: &'a str,
+    bars_checked: u64,
+    errors: u64,
+    warnings: u64,
+    created_at: String,
+}
+
+/// `mp validate --show REPORT --json`: the report with its findings.
+#[derive(Debug, Serialize)]
+struct ReportView<'a> {
+    name: String,
+    run_id: &'a str,
+    symbol: &'a str,
+    frame: &'static str,
+    bars_checked: u64,
+    created_at: String,
+    errors: usize,
+    warnings: usize,
+    findings: Vec<FindingView<'a>>,
+}
+
+/// One finding of [`ReportView`].
+#[derive(Debug, Serialize)]
+struct FindingView<'a> {
+    ts: String,
+    rule: &'static str,
+    severity: &'static str,
+    detail: &'a str,
+}
+
+impl<'a> ReportView<'a> {
+    fn new(r: &'a ValidationReport) -> Self {
+        let count = |severity| r.findings.iter().filter(|f| f.severity == severity).count();
+        Self {
+            name: r.name(),
+            run_id: r.run_id.as_str(),
+            symbol: r.symbol.as_str(),
+            frame: r.frame.as_str(),
+            bars_checked: r.bars_checked,
+            created_at: r.created_at.to_rfc3339(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingView {
+                    ts: f.ts.to_rfc3339(),
+                    rule: f.rule.as_str(),
+                    severity: f.severity.as_str(),
+                    detail: &f.detail,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn write_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), AppError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| AppError::Failed(e.into()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
     if !wiring::database_path(&ctx.data_dir).exists() {
-        writeln!(out, "no reports yet in {}", ctx.data_dir.display())?;
+        if json {
+            writeln!(out, "[]")?;
+        } else {
+            writeln!(out, "no reports yet in {}", ctx.data_dir.display())?;
+        }
         return Ok(());
     }
     let store = wiring::open_store(&ctx.data_dir).await?;
@@ -224,6 +301,21 @@ async fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), AppError> {
         .map_err(|e| AppError::Failed(e.into()));
     store.close().await;
     let reports = reports?;
+    if json {
+        let rows: Vec<ReportRow<'_>> = reports
+            .iter()
+            .map(|r| ReportRow {
+                name: &r.name,
+                run_id: r.run_id.as_str(),
+                symbol: r.symbol.as_str(),
+                bars_checked: r.bars_checked,
+                errors: r.errors,
+                warnings: r.warnings,
+                created_at: r.created_at.to_rfc3339(),
+            })
+            .collect();
+        return write_json(out, &rows);
+    }
     writeln!(
         out,
         "{:<40}  {:>9}  {:>7}  {:>8}  {:<20}",
@@ -243,7 +335,7 @@ async fn list(ctx: &Context, out: &mut dyn Write) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn show(ctx: &Context, name: &str, out: &mut dyn Write) -> Result<(), AppError> {
+async fn show(ctx: &Context, name: &str, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
     parse_report_name(name).map_err(usage)?;
     let csv = CsvReportStore::new(reports_dir(ctx));
     let report = csv
@@ -256,6 +348,9 @@ async fn show(ctx: &Context, name: &str, out: &mut dyn Write) -> Result<(), AppE
                 reports_dir(ctx).display()
             ))
         })?;
+    if json {
+        return write_json(out, &ReportView::new(&report));
+    }
     writeln!(
         out,
         "report {} ({} findings)",
