@@ -1,6 +1,5 @@
 //! Ingestion and aggregation progress: a bar on a terminal, plain log lines elsewhere.
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,11 +28,12 @@ pub(crate) struct LineState {
 }
 
 impl Progress {
-    /// A bar when stderr is a terminal and output is not quiet, plain lines otherwise.
+    /// A bar when stderr is a terminal and output is not quiet, plain lines otherwise. Drawing
+    /// a bar takes escape sequences, so `NO_COLOR` gets the plain lines too.
     pub(crate) fn new(quiet: bool) -> Self {
         if quiet {
             Self::Silent
-        } else if std::io::stderr().is_terminal() {
+        } else if crate::logging::stderr_styled() {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
