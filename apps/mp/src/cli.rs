@@ -197,7 +197,7 @@ pub(crate) struct AggregateArgs {
 
     /// Symbol-years aggregated at once. Each holds one 1m partition in memory; more than the
     /// cores pays because every file written is fsynced (the waits overlap).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = marketpipe_aggregation::DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
 }
 
@@ -273,7 +273,7 @@ pub(crate) struct ValidateArgs {
     pub(crate) json: bool,
 
     /// Symbols validated at once (reading, checking and saving overlap).
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = marketpipe_validation::DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
 }
 

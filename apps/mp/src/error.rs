@@ -12,6 +12,14 @@ pub(crate) enum AppError {
 }
 
 impl AppError {
+    /// The same kind of error, with `context` said before its cause.
+    pub(crate) fn context(self, context: String) -> Self {
+        match self {
+            Self::Usage(e) => Self::Usage(e.context(context)),
+            Self::Failed(e) => Self::Failed(e.context(context)),
+        }
+    }
+
     pub(crate) const fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,

@@ -144,6 +144,9 @@ fn http_settings(
         rate_limit: rate_limit_per_minute.map(RateLimit::per_minute),
         timeout: timeout_secs.map(Duration::from_secs),
         max_retries: Some(max_retries.unwrap_or(config.ingest.max_retries)),
+        // The one retry policy: the same base and maximum delay as the coordinator's.
+        retry_base_delay: Some(Duration::from_millis(config.ingest.retry_base_delay_ms)),
+        retry_max_delay: Some(Duration::from_millis(config.ingest.retry_max_delay_ms)),
         credentials: BTreeMap::new(),
     }
 }

@@ -19,7 +19,7 @@ pub use error::AggregateError;
 pub use report::{AggregationReport, FrameReport, UnitFailure};
 pub use runner::{
     AGGREGATE_PROVIDER, AggregateDeps, AggregateOptions, AggregateProgress, AggregateRequest,
-    Aggregator, NoProgress,
+    Aggregator, DEFAULT_CONCURRENCY, NoProgress,
 };
 
 #[cfg(test)]

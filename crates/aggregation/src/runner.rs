@@ -40,8 +40,34 @@ pub struct AggregateOptions {
 }
 
 impl Default for AggregateOptions {
+    /// 8 symbol-years at once: every written file is fsynced, so overlapping the waits beats
+    /// matching the cores (docs/architecture.md, Aggregation).
     fn default() -> Self {
-        Self { concurrency: 2 }
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Symbol-years aggregated at once unless the user says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+impl AggregateOptions {
+    /// Refuses options no run can work with (a concurrency of 0), before anything is
+    /// opened; [`Aggregator::run`] checks the same.
+    pub fn check(&self) -> Result<(), AggregateError> {
+        if self.concurrency == 0 {
+            return Err(AggregateError::BadConcurrency);
+        }
+        Ok(())
+    }
+}
+
+impl AggregateRequest {
+    /// Refuses a request no run can work with (no frame, or 1m as a target) before
+    /// anything is opened; [`Aggregator::run`] checks the same.
+    pub fn check(&self) -> Result<(), AggregateError> {
+        check_frames(&self.frames).map(|_| ())
     }
 }
 
@@ -136,9 +162,7 @@ impl Aggregator {
         progress: Arc<dyn AggregateProgress>,
     ) -> Result<AggregationReport, AggregateError> {
         let frames = check_frames(&request.frames)?;
-        if self.options.concurrency == 0 {
-            return Err(AggregateError::BadConcurrency);
-        }
+        self.options.check()?;
         let plan = match self.plan(request, &frames).await {
             Ok(plan) => plan,
             Err(e) => {

@@ -33,6 +33,34 @@ impl JobId {
         }
     }
 
+    /// A new identifier, `20261127T035012Z-3f9a1c`: the UTC second of `now` (so ids sort
+    /// by creation time), then 24 bits of an FNV-1a hash of `now`'s nanoseconds and `nonce`
+    /// (the caller passes something that differs between processes, such as the process
+    /// id), so two processes starting in the same second get different ids.
+    ///
+    /// ```
+    /// use marketpipe_domain::{JobId, Timestamp};
+    ///
+    /// let now = Timestamp::from_nanos(1_764_215_412_000_000_123);
+    /// let id = JobId::generate(now, 4242);
+    /// assert!(id.as_str().starts_with("20251127T035012Z-"), "{id}");
+    /// assert_eq!(id, JobId::generate(now, 4242));
+    /// assert_ne!(id, JobId::generate(now, 4243));
+    /// ```
+    pub fn generate(now: Timestamp, nonce: u64) -> Self {
+        let stamp = now.to_datetime().format("%Y%m%dT%H%M%SZ");
+        let hash = now
+            .nanos()
+            .to_le_bytes()
+            .iter()
+            .chain(nonce.to_le_bytes().iter())
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        // 16 characters of `[0-9TZ]` and `-` plus 6 hex digits: always a valid id.
+        Self(format!("{stamp}-{:06x}", hash & 0xff_ffff))
+    }
+
     /// The identifier text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -11,15 +11,15 @@ use marketpipe_domain::{
 };
 use marketpipe_ports::{
     Adjustment, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher, JobRepository,
-    MarketDataProvider, PartitionKey, PartitionManifest, PartitionRecord, ProviderError,
-    ProviderInfo, WorkItemRepository, WriteMeta,
+    MarketDataProvider, MetricSample, MetricsRepository, PartitionKey, PartitionManifest,
+    PartitionRecord, ProviderError, ProviderInfo, WorkItemRepository, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::error::IngestError;
+use crate::error::{IngestError, ItemError};
 use crate::report::{ItemReport, JobReport};
-use crate::retry::RetryPolicy;
+use marketpipe_domain::RetryPolicy;
 
 /// The ports the coordinator works through.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct IngestDeps {
     pub summaries: Arc<dyn DailySummaryRepository>,
     /// Domain events.
     pub events: Arc<dyn EventPublisher>,
+    /// The metrics history: each run records its figures there, labelled with the job.
+    pub metrics: Arc<dyn MetricsRepository>,
     /// Now.
     pub clock: Arc<dyn Clock>,
 }
@@ -68,6 +70,17 @@ impl Default for IngestOptions {
             retry: RetryPolicy::default(),
             batch_bar_budget: 300_000,
         }
+    }
+}
+
+impl IngestOptions {
+    /// Refuses options no run can work with (a concurrency of 0), before anything is
+    /// opened or stored; [`Coordinator::run`] checks the same.
+    pub fn check(&self) -> Result<(), IngestError> {
+        if self.concurrency == 0 {
+            return Err(IngestError::BadConcurrency);
+        }
+        Ok(())
     }
 }
 
@@ -108,58 +121,73 @@ impl Coordinator {
         }
     }
 
-    /// Plans and stores a new pending job.
+    /// Plans and stores a new pending job ([`crate::create_job`] over this coordinator's
+    /// store).
     pub async fn create_job(&self, id: JobId, spec: JobSpec) -> Result<IngestionJob, IngestError> {
-        // Every date must be inside the calendar's years before anything is stored.
-        self.calendar.sessions(spec.dates)?;
-        let job = IngestionJob::new(id, spec, self.deps.clock.now());
-        self.deps.jobs.create(&job).await?;
-        Ok(job)
+        crate::jobs::create_job(self.deps.jobs.as_ref(), self.deps.clock.as_ref(), id, spec).await
     }
 
-    /// The newest unfinished (pending, running, failed or cancelled) job with exactly `spec`, among the
-    /// `recent` newest jobs: re-running a command continues that job from its checkpoints.
+    /// The newest unfinished job with exactly `spec` among the `recent` newest
+    /// ([`crate::find_unfinished`]).
     pub async fn find_unfinished(
         &self,
         spec: &JobSpec,
         recent: usize,
     ) -> Result<Option<IngestionJob>, IngestError> {
-        for summary in self.deps.jobs.list(recent).await? {
-            if summary.state == JobState::Completed {
-                continue;
-            }
-            if let Some(job) = self.deps.jobs.get(&summary.id).await?
-                && job.spec() == spec
-            {
-                return Ok(Some(job));
-            }
-        }
-        Ok(None)
+        crate::jobs::find_unfinished(self.deps.jobs.as_ref(), spec, recent).await
     }
 
-    /// Loads a job for `--resume`, checking that it can be resumed (anything but completed:
-    /// a pending job is one whose process died before starting it).
+    /// Loads a job for `--resume` ([`crate::load_resumable`]).
     pub async fn load_resumable(&self, id: &JobId) -> Result<IngestionJob, IngestError> {
-        let job = self
-            .deps
-            .jobs
-            .get(id)
-            .await?
-            .ok_or_else(|| IngestError::JobNotFound(id.to_string()))?;
-        if job.state() == JobState::Completed {
-            return Err(IngestError::NotResumable {
-                job_id: id.to_string(),
-                state: job.state().to_string(),
-            });
-        }
-        Ok(job)
+        crate::jobs::load_resumable(self.deps.jobs.as_ref(), id).await
     }
 
     /// Runs a pending job, or resumes a running (interrupted), failed or cancelled one from
     /// its checkpoints. Setting `cancel` stops starting new items; the job then ends
     /// `Cancelled` once the items in flight have finished.
-    #[allow(clippy::too_many_lines)] // one loop with its bookkeeping reads best in one place
     pub async fn run(
+        &self,
+        job: IngestionJob,
+        progress: &dyn IngestProgress,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<JobReport, IngestError> {
+        self.options.check()?;
+        let report = self.run_job(job, progress, cancel).await?;
+        self.record_metrics(&report).await;
+        Ok(report)
+    }
+
+    /// The run's figures in the metrics history, labelled with the job (a failure to record
+    /// them is logged, not fatal: the bars are stored).
+    async fn record_metrics(&self, report: &JobReport) {
+        let labels = vec![("job".to_owned(), report.job_id.to_string())];
+        let at = self.deps.clock.now();
+        let t = &report.totals;
+        #[allow(clippy::cast_precision_loss)]
+        let samples: Vec<MetricSample> = [
+            ("ingest_bars_total", t.bars_fetched as f64),
+            ("ingest_seconds", report.elapsed.as_secs_f64()),
+            ("ingest_bars_per_second", report.bars_per_second()),
+            ("ingest_requests_total", t.requests as f64),
+            ("ingest_retries_total", t.retries as f64),
+            ("ingest_rate_limited_total", t.rate_limited as f64),
+            ("ingest_throttled_seconds", t.throttled.as_secs_f64()),
+        ]
+        .into_iter()
+        .map(|(name, value)| MetricSample {
+            name: name.to_owned(),
+            labels: labels.clone(),
+            value,
+            at,
+        })
+        .collect();
+        if let Err(e) = self.deps.metrics.record(&samples).await {
+            warn!(error = %e, "ingest metrics not recorded");
+        }
+    }
+
+    #[allow(clippy::too_many_lines)] // one loop with its bookkeeping reads best in one place
+    async fn run_job(
         &self,
         mut job: IngestionJob,
         progress: &dyn IngestProgress,
@@ -206,7 +234,7 @@ impl Coordinator {
         });
         // Set when the provider refused our credentials: no later request can succeed, so no
         // new batch starts and the job fails with that reason.
-        let mut refused: Option<String> = None;
+        let mut refused: Option<ItemError> = None;
         loop {
             while in_flight.len() < concurrency
                 && !cancel.load(Ordering::Relaxed)
@@ -229,20 +257,20 @@ impl Coordinator {
                 Ok(outcomes) => outcomes,
                 Err(e) => {
                     // A panicking task must not take the job's bookkeeping down with it.
-                    let reason = format!("work item task failed: {e}");
-                    let aborted = job.abort(&reason, self.deps.clock.now())?;
+                    let error = IngestError::TaskFailed(e);
+                    let aborted = job.abort(&error.to_string(), self.deps.clock.now())?;
                     self.deps.jobs.save_state(&job).await?;
                     self.publish(&aborted).await;
-                    return Err(IngestError::TaskFailed(reason));
+                    return Err(error);
                 }
             };
             for (item, result) in outcomes {
                 tally.items_run += 1;
                 if let Err(failure) = &result
-                    && failure.auth
+                    && failure.error.is_auth()
                     && refused.is_none()
                 {
-                    refused = Some(failure.reason.clone());
+                    refused = Some(failure.error.clone());
                 }
                 self.record_item(&mut job, &item, result, &mut tally, progress)
                     .instrument(span.clone())
@@ -305,10 +333,10 @@ impl Coordinator {
                 self.publish(&event).await;
                 report
             }
-            Err(ItemFailure { reason, report, .. }) => {
-                warn!(symbol = %item.symbol, dates = %item.dates, %reason, "work item failed");
+            Err(ItemFailure { error, report }) => {
+                warn!(symbol = %item.symbol, dates = %item.dates, %error, "work item failed");
                 tally.items_failed += 1;
-                job.fail_item(item.index, &reason)?;
+                job.fail_item(item.index, &error.to_string())?;
                 self.checkpoint(job, item.index).await?;
                 report
             }
@@ -337,19 +365,13 @@ impl Coordinator {
 /// Why a work item failed, with the counts so far.
 #[derive(Debug, Clone)]
 struct ItemFailure {
-    reason: String,
+    error: ItemError,
     report: ItemReport,
-    /// The provider refused the credentials (no other item can succeed either).
-    auth: bool,
 }
 
 impl ItemFailure {
-    fn new(reason: impl Into<String>, report: ItemReport) -> Self {
-        Self {
-            reason: reason.into(),
-            report,
-            auth: false,
-        }
+    fn new(error: ItemError, report: ItemReport) -> Self {
+        Self { error, report }
     }
 }
 
@@ -419,7 +441,7 @@ impl ItemRunner {
         let mut outcomes = Vec::with_capacity(batch.len());
         match fetched {
             Err(e) => {
-                let auth = matches!(e, ProviderError::Auth { .. });
+                let error = ItemError::Provider(Arc::new(e));
                 for (i, item) in batch.into_iter().enumerate() {
                     // The batch's request counts are reported once, on its first item.
                     let report = if i == 0 {
@@ -427,12 +449,7 @@ impl ItemRunner {
                     } else {
                         ItemReport::default()
                     };
-                    let failure = ItemFailure {
-                        reason: e.to_string(),
-                        report,
-                        auth,
-                    };
-                    outcomes.push((item, Err(failure)));
+                    outcomes.push((item, Err(ItemFailure::new(error.clone(), report))));
                 }
             }
             Ok(mut by_symbol) => {
@@ -497,7 +514,7 @@ impl ItemRunner {
                 .lake
                 .write_partition(key, bars, &meta)
                 .await
-                .map_err(|e| ItemFailure::new(e.to_string(), report))?;
+                .map_err(|e| ItemFailure::new(ItemError::Lake(Arc::new(e)), report))?;
             report.bars_stored += outcome.rows;
             report.bars_changed += outcome.inserted + outcome.updated;
             if outcome.rewritten {
@@ -516,15 +533,26 @@ impl ItemRunner {
                 job_id: Some(self.job_id.clone()),
                 written_at: meta.ingested_at,
             };
-            self.deps
-                .manifest
-                .record(&record)
-                .await
-                .map_err(|e| ItemFailure::new(format!("recording partition {key}: {e}"), report))?;
-            let summaries =
-                daily_summary(bars).map_err(|e| ItemFailure::new(e.to_string(), report))?;
+            self.deps.manifest.record(&record).await.map_err(|e| {
+                ItemFailure::new(
+                    ItemError::Manifest {
+                        key: *key,
+                        source: Arc::new(e),
+                    },
+                    report,
+                )
+            })?;
+            let summaries = daily_summary(bars).map_err(|source| {
+                ItemFailure::new(ItemError::Summarise { key: *key, source }, report)
+            })?;
             self.deps.summaries.upsert(&summaries).await.map_err(|e| {
-                ItemFailure::new(format!("storing daily summaries of {key}: {e}"), report)
+                ItemFailure::new(
+                    ItemError::Summaries {
+                        key: *key,
+                        source: Arc::new(e),
+                    },
+                    report,
+                )
             })?;
             debug!(partition = %key, rows = outcome.rows, rewritten = outcome.rewritten, "partition written");
         }

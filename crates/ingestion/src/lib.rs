@@ -17,8 +17,8 @@ mod report;
 pub use coordinator::{Coordinator, IngestDeps, IngestOptions, IngestProgress, NoProgress};
 pub use error::{IngestError, ItemError};
 pub use jobs::{
-    JobChoice, JobRequest, RESUME_SEARCH, SelectedJob, create_job, find_unfinished,
-    load_resumable, select_job,
+    JobChoice, JobRequest, RESUME_SEARCH, SelectedJob, create_job, find_unfinished, load_resumable,
+    select_job,
 };
 pub use marketpipe_domain::RetryPolicy;
 pub use report::{ItemReport, JobReport};

@@ -12,9 +12,10 @@ use marketpipe_domain::{
 };
 use marketpipe_ports::{
     BarBatchStream, BarPage, BarQuery, BarStore, CollectingPublisher, DailySummaryRepository,
-    FixedClock, IntegrityReport, JobRepository, JobSummary, LakeError, MockMarketDataProvider,
-    PageCursor, PartitionInfo, PartitionKey, PartitionManifest, PartitionRecord, ProviderError,
-    ProviderInfo, RepositoryError, WorkItemRepository, WriteMeta, WriteOutcome,
+    FixedClock, IntegrityReport, JobRepository, JobSummary, LakeError, MetricSample,
+    MetricsRepository, MockMarketDataProvider, PageCursor, PartitionInfo, PartitionKey,
+    PartitionManifest, PartitionRecord, ProviderError, ProviderInfo, RepositoryError,
+    WorkItemRepository, WriteMeta, WriteOutcome,
 };
 
 use crate::{Coordinator, IngestDeps, IngestOptions, NoProgress, RetryPolicy};
@@ -276,6 +277,42 @@ struct Harness {
     lake: Arc<MemLake>,
     store: Arc<MemStore>,
     events: Arc<CollectingPublisher>,
+    metrics: Arc<MemMetrics>,
+}
+
+/// Recorded metric samples.
+#[derive(Debug, Default)]
+struct MemMetrics(Mutex<Vec<MetricSample>>);
+
+#[async_trait]
+impl MetricsRepository for MemMetrics {
+    async fn record(&self, samples: &[MetricSample]) -> Result<(), RepositoryError> {
+        self.0.lock().unwrap().extend_from_slice(samples);
+        Ok(())
+    }
+    async fn history(
+        &self,
+        name: &str,
+        _since: Timestamp,
+    ) -> Result<Vec<MetricSample>, RepositoryError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.name == name)
+            .cloned()
+            .collect())
+    }
+    async fn names(&self) -> Result<Vec<String>, RepositoryError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.name.clone())
+            .collect())
+    }
 }
 
 fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
@@ -300,6 +337,7 @@ fn harness_with(
     let lake = Arc::new(MemLake::default());
     let store = Arc::new(MemStore::default());
     let events = Arc::new(CollectingPublisher::default());
+    let metrics = Arc::new(MemMetrics::default());
     let deps = IngestDeps {
         provider: Arc::new(provider),
         lake: lake.clone(),
@@ -308,6 +346,7 @@ fn harness_with(
         manifest: store.clone(),
         summaries: store.clone(),
         events: events.clone(),
+        metrics: metrics.clone(),
         clock: Arc::new(FixedClock(Timestamp::from_nanos(1_700_000_000_000_000_000))),
     };
     (
@@ -316,6 +355,7 @@ fn harness_with(
             lake,
             store,
             events,
+            metrics,
         },
     )
 }
@@ -799,4 +839,133 @@ async fn a_provider_that_retries_itself_is_not_retried_again_and_its_counts_are_
     assert_eq!(report.totals.retries, 3);
     assert_eq!(report.totals.rate_limited, 2);
     assert_eq!(report.totals.throttled, Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn select_job_resumes_continues_or_creates_without_a_provider() {
+    let store = MemStore::default();
+    let clock = FixedClock(Timestamp::from_nanos(1_764_215_412_000_000_000));
+    let s = spec("AAPL", "2024-01-02", "2024-02-29");
+
+    let created = crate::select_job(&store, &clock, crate::JobRequest::Run(s.clone()))
+        .await
+        .unwrap();
+    assert_eq!(created.choice, crate::JobChoice::Created);
+    assert!(
+        created.job.id().as_str().starts_with("20251127T035012Z-"),
+        "{}",
+        created.job.id()
+    );
+    assert_eq!(created.job.items().len(), 2, "one item per month");
+
+    // The same spec again continues the unfinished job instead of creating another.
+    let again = crate::select_job(&store, &clock, crate::JobRequest::Run(s.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.choice, crate::JobChoice::Continued);
+    assert_eq!(again.job.id(), created.job.id());
+
+    // Resuming by id returns the job with its own spec (its provider included).
+    let resumed = crate::select_job(
+        &store,
+        &clock,
+        crate::JobRequest::Resume(created.job.id().clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.choice, crate::JobChoice::Resumed);
+    assert_eq!(resumed.job.spec().provider, "mock");
+
+    let missing = crate::select_job(
+        &store,
+        &clock,
+        crate::JobRequest::Resume(JobId::new("nope").unwrap()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&missing, crate::IngestError::JobNotFound(id) if id.as_str() == "nope"));
+    assert!(missing.is_bad_request());
+
+    let outside = crate::select_job(
+        &store,
+        &clock,
+        crate::JobRequest::Run(spec("AAPL", "1990-01-02", "1990-01-31")),
+    )
+    .await
+    .unwrap_err();
+    assert!(outside.is_bad_request(), "{outside}");
+}
+
+#[tokio::test]
+async fn a_run_records_its_metrics_labelled_with_the_job() {
+    let mut provider = MockMarketDataProvider::new();
+    provider.expect_info().returning(info);
+    provider.expect_fetch_bars().returning(|r| {
+        Ok(BarPage {
+            bars: bars_for(r),
+            next: None,
+            ..BarPage::default()
+        })
+    });
+    let (coord, h) = harness(provider);
+    let job = coord
+        .create_job(
+            JobId::new("m").unwrap(),
+            spec("AAPL", "2024-01-02", "2024-01-31"),
+        )
+        .await
+        .unwrap();
+    let report = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    let samples = h.metrics.0.lock().unwrap().clone();
+    let bars = samples
+        .iter()
+        .find(|m| m.name == "ingest_bars_total")
+        .unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let fetched = report.totals.bars_fetched as f64;
+    assert!((bars.value - fetched).abs() < f64::EPSILON);
+    assert_eq!(bars.labels, vec![("job".to_owned(), "m".to_owned())]);
+    for name in [
+        "ingest_seconds",
+        "ingest_requests_total",
+        "ingest_retries_total",
+        "ingest_rate_limited_total",
+    ] {
+        assert!(samples.iter().any(|m| m.name == name), "{name} recorded");
+    }
+}
+
+#[tokio::test]
+async fn zero_concurrency_is_refused_before_the_job_starts() {
+    let mut provider = MockMarketDataProvider::new();
+    provider.expect_info().returning(info);
+    let (coord, h) = harness_with(
+        provider,
+        IngestOptions {
+            concurrency: 0,
+            ..IngestOptions::default()
+        },
+    );
+    let job = coord
+        .create_job(
+            JobId::new("z").unwrap(),
+            spec("AAPL", "2024-01-02", "2024-01-31"),
+        )
+        .await
+        .unwrap();
+    let err = coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::IngestError::BadConcurrency));
+    assert!(err.is_bad_request());
+    assert_eq!(
+        h.store.job(&JobId::new("z").unwrap()).state(),
+        JobState::Pending,
+        "nothing started"
+    );
 }

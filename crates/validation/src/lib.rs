@@ -11,7 +11,8 @@
 mod runner;
 
 pub use runner::{
-    SymbolOutcome, ValidationDeps, ValidationError, ValidationRun, ValidationTarget, Validator,
+    DEFAULT_CONCURRENCY, SymbolOutcome, ValidationDeps, ValidationError, ValidationRun,
+    ValidationTarget, Validator,
 };
 
 #[cfg(test)]

@@ -41,7 +41,10 @@ pub struct ValidationDeps {
 pub enum ValidationError {
     /// No job with that id.
     #[error("job {0} not found (see `mp jobs list`)")]
-    JobNotFound(String),
+    JobNotFound(JobId),
+    /// Zero symbols at once would never finish.
+    #[error("concurrency must be at least 1 (got 0)")]
+    BadConcurrency,
     /// A domain rule refused the target (dates outside the calendar, …).
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -147,6 +150,10 @@ impl ValidationRun {
     }
 }
 
+/// Symbols validated at once unless the user says otherwise (reading, checking and saving
+/// overlap).
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
 /// Runs the rules over stored bars.
 #[derive(Debug, Clone)]
 pub struct Validator {
@@ -157,12 +164,22 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// A validator with `thresholds`, validating `concurrency` symbols at once.
+    /// Refuses a concurrency no run can work with (0), before anything is opened;
+    /// [`Validator::run`] checks the same.
+    pub fn check_concurrency(concurrency: usize) -> Result<(), ValidationError> {
+        if concurrency == 0 {
+            return Err(ValidationError::BadConcurrency);
+        }
+        Ok(())
+    }
+
+    /// A validator with `thresholds`, validating `concurrency` symbols at once
+    /// ([`DEFAULT_CONCURRENCY`] unless the user says otherwise).
     pub fn new(deps: ValidationDeps, thresholds: ValidationThresholds, concurrency: usize) -> Self {
         Self {
             deps,
             thresholds,
-            concurrency: concurrency.max(1),
+            concurrency,
             calendar: TradingCalendar::xnys(),
         }
     }
@@ -175,7 +192,7 @@ impl Validator {
             .jobs
             .get(id)
             .await?
-            .ok_or_else(|| ValidationError::JobNotFound(id.to_string()))?;
+            .ok_or_else(|| ValidationError::JobNotFound(id.clone()))?;
         let spec = job.spec();
         Ok(ValidationTarget {
             run_id: id.clone(),
@@ -190,6 +207,7 @@ impl Validator {
     /// Validates every symbol of `target`, saves one report per symbol, records metrics and
     /// publishes the outcome.
     pub async fn run(&self, target: &ValidationTarget) -> Result<ValidationRun, ValidationError> {
+        Self::check_concurrency(self.concurrency)?;
         let started = Instant::now();
         // The dates must be inside the calendar before any symbol is read.
         self.calendar.sessions(target.dates)?;

@@ -23,16 +23,16 @@ pub(crate) async fn run(
     args: &AggregateArgs,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
-    // Inputs first: nothing is opened for a bad value.
+    // Inputs first: nothing is opened for a bad value (the context's own checks).
     let request = request(args)?;
-    if args.concurrency == 0 {
-        return Err(usage(anyhow::anyhow!(
-            "--concurrency must be at least 1 (got 0)"
-        )));
-    }
+    let options = AggregateOptions {
+        concurrency: args.concurrency,
+    };
+    request.check().map_err(usage)?;
+    options.check().map_err(usage)?;
     crate::config::ensure_writable_dir(&ctx.data_dir)?;
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let result = aggregate(ctx, &store, &request, args.concurrency, out).await;
+    let result = aggregate(ctx, &store, &request, options, out).await;
     store.close().await;
     result
 }
@@ -49,7 +49,7 @@ pub(crate) async fn after_ingest(
         symbols,
         ..AggregateRequest::incremental()
     };
-    aggregate(ctx, store, &request, 8, out).await
+    aggregate(ctx, store, &request, AggregateOptions::default(), out).await
 }
 
 /// The request the flags describe.
@@ -74,35 +74,27 @@ fn request(args: &AggregateArgs) -> Result<AggregateRequest, AppError> {
     })
 }
 
-/// `5m,15m,1h,1d` → frames; 1m and unknown names are refused with the choices.
+/// `5m,15m,1h,1d` → frames; an unknown name is refused with the choices. Which frames
+/// can be aggregated is the context's rule ([`AggregateRequest::check`]).
 fn parse_frames(list: &str) -> anyhow::Result<Vec<Timeframe>> {
-    let mut frames = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let frame: Timeframe = name.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "unknown frame {name:?} in --frames; choose among 5m, 15m, 30m, 1h, 4h, 1d"
-            )
-        })?;
-        if frame == Timeframe::M1 {
-            anyhow::bail!(
-                "--frames cannot include 1m: it is the source; choose among 5m, 15m, 30m, 1h, 4h, 1d"
-            );
-        }
-        if !frames.contains(&frame) {
-            frames.push(frame);
-        }
-    }
-    if frames.is_empty() {
-        anyhow::bail!("--frames is empty; choose among 5m, 15m, 30m, 1h, 4h, 1d");
-    }
-    Ok(frames)
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            name.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown frame {name:?} in --frames; choose among 5m, 15m, 30m, 1h, 4h, 1d"
+                )
+            })
+        })
+        .collect()
 }
 
 async fn aggregate(
     ctx: &Context,
     store: &Arc<SqliteStore>,
     request: &AggregateRequest,
-    concurrency: usize,
+    options: AggregateOptions,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     let deps = AggregateDeps {
@@ -111,7 +103,7 @@ async fn aggregate(
         events: Arc::new(crate::events::LogPublisher),
         clock: Arc::new(SystemClock),
     };
-    let aggregator = Aggregator::new(deps, AggregateOptions { concurrency });
+    let aggregator = Aggregator::new(deps, options);
     let progress = Arc::new(Progress::new(ctx.quiet));
     let started = Instant::now();
     let result = aggregator.run(request, progress.clone()).await;
@@ -195,21 +187,18 @@ mod tests {
     fn frames_parse_and_refuse() {
         assert_eq!(
             parse_frames("5m, 1d,5m").unwrap(),
-            [Timeframe::M5, Timeframe::D1]
+            [Timeframe::M5, Timeframe::D1, Timeframe::M5]
         );
         let e = parse_frames("5m,2m").unwrap_err().to_string();
         assert!(e.contains("\"2m\"") && e.contains("choose among"), "{e}");
-        assert!(
-            parse_frames("1m")
-                .unwrap_err()
-                .to_string()
-                .contains("cannot include 1m")
-        );
-        assert!(
-            parse_frames(" , ")
-                .unwrap_err()
-                .to_string()
-                .contains("empty")
-        );
+        // 1m and an empty list parse; the aggregation context refuses them.
+        for (list, refusal) in [("1m", "cannot aggregate to 1m"), (" , ", "no frames")] {
+            let request = AggregateRequest {
+                frames: parse_frames(list).unwrap(),
+                ..AggregateRequest::incremental()
+            };
+            let e = request.check().unwrap_err().to_string();
+            assert!(e.contains(refusal), "{list}: {e}");
+        }
     }
 }

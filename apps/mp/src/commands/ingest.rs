@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use marketpipe_domain::{DateRange, JobId, JobSpec, JobState, SessionKind, Symbol};
 use marketpipe_ingestion::{
-    Coordinator, IngestDeps, IngestError, IngestOptions, JobReport, RetryPolicy,
+    Coordinator, IngestDeps, IngestError, IngestOptions, JobChoice, JobReport, JobRequest,
+    RetryPolicy, select_job,
 };
-use marketpipe_ports::{Clock, MetricSample, MetricsRepository, SystemClock};
+use marketpipe_ports::{Clock, SystemClock};
 use tracing::{info, warn};
 
 use crate::cli::IngestArgs;
@@ -21,36 +22,20 @@ use crate::error::{AppError, usage};
 use crate::progress::Progress;
 use crate::wiring;
 
-/// How many recent jobs are searched for an unfinished one with the same spec.
-const RESUME_SEARCH: usize = 20;
-
 pub(crate) async fn run(
     ctx: &Context,
     args: &IngestArgs,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     let config = &ctx.config;
-    let concurrency = args.concurrency.unwrap_or(config.ingest.concurrency);
-    if concurrency == 0 {
-        return Err(usage(anyhow::anyhow!(
-            "--concurrency must be at least 1 (got 0)"
-        )));
-    }
+    let options = ingest_options(config, args.concurrency);
     // Everything the user typed is checked before any file is touched.
-    let spec = match &args.resume {
-        Some(_) => None,
-        None => Some(spec_from_args(ctx, args)?),
+    options.check().map_err(usage)?;
+    let request = match &args.resume {
+        Some(id) => JobRequest::Resume(JobId::new(id).map_err(usage)?),
+        None => JobRequest::Run(spec_from_args(ctx, args)?),
     };
-    let resume_id = args
-        .resume
-        .as_deref()
-        .map(JobId::new)
-        .transpose()
-        .map_err(usage)?;
-    let provider_name = spec
-        .as_ref()
-        .map_or_else(|| config.ingest.provider.clone(), |s| s.provider.clone());
-    if let Some(id) = &resume_id
+    if let JobRequest::Resume(id) = &request
         && !wiring::database_path(&ctx.data_dir).exists()
     {
         return Err(usage(anyhow::anyhow!(
@@ -61,32 +46,48 @@ pub(crate) async fn run(
     ensure_writable_dir(&ctx.data_dir)?;
     let lake = Arc::new(wiring::lake(&ctx.data_dir, config)?);
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let events = Arc::new(crate::events::LogPublisher);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let make = |provider| IngestDeps {
+    let (job, provider) = match request {
+        // A resumed job runs with its own provider, whatever the configuration's default.
+        JobRequest::Resume(id) => {
+            let selected = select_job(store.as_ref(), clock.as_ref(), JobRequest::Resume(id))
+                .await
+                .map_err(ingest_error)?;
+            let job = selected.job;
+            let provider = wiring::provider(&job.spec().provider, ctx).map_err(|e| {
+                e.context(format!(
+                    "job {} was ingested from {}, and resuming it needs that provider",
+                    job.id(),
+                    job.spec().provider
+                ))
+            })?;
+            info!(job = %job.id(), provider = %job.spec().provider, "resuming job from its checkpoints");
+            (job, provider)
+        }
+        // The provider is built first, so that a missing key creates no job.
+        JobRequest::Run(spec) => {
+            let provider = wiring::provider(&spec.provider, ctx)?;
+            let selected = select_job(store.as_ref(), clock.as_ref(), JobRequest::Run(spec))
+                .await
+                .map_err(ingest_error)?;
+            if selected.choice == JobChoice::Continued {
+                info!(job = %selected.job.id(), "continuing the unfinished job with the same symbols, dates and provider");
+            }
+            (selected.job, provider)
+        }
+    };
+    let deps = IngestDeps {
         provider,
-        lake: lake.clone(),
+        lake,
         jobs: store.clone(),
         items: store.clone(),
         manifest: store.clone(),
         summaries: store.clone(),
-        events: events.clone(),
-        clock: clock.clone(),
+        events: Arc::new(crate::events::LogPublisher),
+        metrics: store.clone(),
+        clock,
     };
-    let options = ingest_options(config, concurrency);
-
-    let job = select_job(
-        ctx,
-        spec,
-        resume_id.as_ref(),
-        &provider_name,
-        &make,
-        &options,
-        clock.as_ref(),
-    )
-    .await?;
-    let provider = wiring::provider(&job.spec().provider, ctx)?;
-    let coordinator = Coordinator::new(make(provider), options);
+    let coordinator = Coordinator::new(deps, options);
 
     let cancel = Arc::new(AtomicBool::new(false));
     let on_signal = Arc::clone(&cancel);
@@ -104,8 +105,7 @@ pub(crate) async fn run(
     let result = coordinator.run(job, &progress, cancel).await;
     progress.finish();
     signal_task.abort();
-    let report = result.map_err(|e| AppError::Failed(e.into()))?;
-    record_metrics(store.as_ref(), &report, clock.now()).await;
+    let report = result.map_err(ingest_error)?;
     print_summary(out, &report, symbols)?;
     let validated = if args.validate && report.state == JobState::Completed {
         crate::commands::validate::after_ingest(ctx, &store, &report.job_id, out).await
@@ -132,10 +132,19 @@ pub(crate) async fn run(
     }
 }
 
+/// A request the context refused is a usage error (exit 2); anything else failed (exit 1).
+fn ingest_error(e: IngestError) -> AppError {
+    if e.is_bad_request() {
+        usage(e)
+    } else {
+        AppError::Failed(e.into())
+    }
+}
+
 /// Coordinator options from the configuration and the flags.
-fn ingest_options(config: &crate::config::Config, concurrency: usize) -> IngestOptions {
+fn ingest_options(config: &crate::config::Config, concurrency: Option<usize>) -> IngestOptions {
     IngestOptions {
-        concurrency,
+        concurrency: concurrency.unwrap_or(config.ingest.concurrency),
         retry: RetryPolicy {
             max_retries: config.ingest.max_retries,
             base_delay: Duration::from_millis(config.ingest.retry_base_delay_ms),
@@ -144,45 +153,6 @@ fn ingest_options(config: &crate::config::Config, concurrency: usize) -> IngestO
         page_size: (config.ingest.page_size > 0).then_some(config.ingest.page_size),
         ..IngestOptions::default()
     }
-}
-
-/// The job to run: the one named by `--resume`, else an unfinished one with the same spec,
-/// else a new one.
-async fn select_job(
-    ctx: &Context,
-    spec: Option<JobSpec>,
-    resume_id: Option<&JobId>,
-    provider_name: &str,
-    make: &dyn Fn(Arc<dyn marketpipe_ports::MarketDataProvider>) -> IngestDeps,
-    options: &IngestOptions,
-    clock: &dyn Clock,
-) -> Result<marketpipe_domain::IngestionJob, AppError> {
-    if let Some(id) = resume_id {
-        let probe = Coordinator::new(make(wiring::provider(provider_name, ctx)?), options.clone());
-        let job = probe.load_resumable(id).await.map_err(|e| match e {
-            IngestError::JobNotFound(_) | IngestError::NotResumable { .. } => usage(e),
-            other => AppError::Failed(other.into()),
-        })?;
-        info!(job = %id, "resuming job from its checkpoints");
-        return Ok(job);
-    }
-    let spec = spec.ok_or_else(|| AppError::Failed(anyhow::anyhow!("no job spec")))?;
-    let coordinator = Coordinator::new(
-        make(wiring::provider(&spec.provider, ctx)?),
-        options.clone(),
-    );
-    let unfinished = coordinator
-        .find_unfinished(&spec, RESUME_SEARCH)
-        .await
-        .map_err(|e| AppError::Failed(e.into()))?;
-    if let Some(job) = unfinished {
-        info!(job = %job.id(), "continuing the unfinished job with the same symbols, dates and provider");
-        return Ok(job);
-    }
-    coordinator
-        .create_job(new_job_id(clock)?, spec)
-        .await
-        .map_err(|e| AppError::Failed(e.into()))
 }
 
 fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError> {
@@ -262,57 +232,6 @@ fn read_symbols_file(path: &Path) -> Result<Vec<Symbol>, AppError> {
         }
     }
     Ok(out)
-}
-
-/// `20261127T035012Z-3f9a1c`: sortable by time, unique across processes.
-fn new_job_id(clock: &dyn Clock) -> Result<JobId, AppError> {
-    let now = clock.now();
-    let stamp = now.to_datetime().format("%Y%m%dT%H%M%SZ");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in now
-        .nanos()
-        .to_le_bytes()
-        .iter()
-        .chain(std::process::id().to_le_bytes().iter())
-    {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    JobId::new(&format!("{stamp}-{:06x}", h & 0xff_ffff)).map_err(|e| AppError::Failed(e.into()))
-}
-
-async fn record_metrics(
-    store: &dyn MetricsRepository,
-    report: &JobReport,
-    at: marketpipe_domain::Timestamp,
-) {
-    let labels = vec![("job".to_owned(), report.job_id.to_string())];
-    #[allow(clippy::cast_precision_loss)]
-    let samples: Vec<MetricSample> = [
-        ("ingest_bars_total", report.totals.bars_fetched as f64),
-        ("ingest_seconds", report.elapsed.as_secs_f64()),
-        ("ingest_bars_per_second", report.bars_per_second()),
-        ("ingest_requests_total", report.totals.requests as f64),
-        ("ingest_retries_total", report.totals.retries as f64),
-        (
-            "ingest_rate_limited_total",
-            report.totals.rate_limited as f64,
-        ),
-        (
-            "ingest_throttled_seconds",
-            report.totals.throttled.as_secs_f64(),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, value)| MetricSample {
-        name: name.to_owned(),
-        labels: labels.clone(),
-        value,
-        at,
-    })
-    .collect();
-    if let Err(e) = store.record(&samples).await {
-        warn!(error = %e, "ingest metrics not recorded");
-    }
 }
 
 fn print_summary(out: &mut dyn Write, r: &JobReport, symbols: usize) -> std::io::Result<()> {

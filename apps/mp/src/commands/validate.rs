@@ -38,11 +38,7 @@ pub(crate) async fn run(
             "--json goes with --list or --show REPORT"
         )));
     }
-    if args.concurrency == 0 {
-        return Err(usage(anyhow::anyhow!(
-            "--concurrency must be at least 1 (got 0)"
-        )));
-    }
+    Validator::check_concurrency(args.concurrency).map_err(usage)?;
     // Inputs first: nothing is opened for a bad value.
     let range_target = match (&args.job_id, &args.symbols) {
         (Some(_), _) => None,
@@ -95,7 +91,7 @@ pub(crate) async fn run(
     let result = validator.run(&target).await;
     store.close().await;
     let run = result.map_err(|e| match e {
-        ValidationError::Domain(_) => usage(e),
+        ValidationError::Domain(_) | ValidationError::BadConcurrency => usage(e),
         other => AppError::Failed(other.into()),
     })?;
     print_run(ctx, &run, out)?;
@@ -109,7 +105,7 @@ pub(crate) async fn after_ingest(
     job_id: &JobId,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
-    let validator = validator(ctx, store, 4)?;
+    let validator = validator(ctx, store, marketpipe_validation::DEFAULT_CONCURRENCY)?;
     let target = validator
         .target_for_job(job_id)
         .await

@@ -231,3 +231,108 @@ async fn the_client_limit_keeps_under_the_provider_quota() {
     assert_eq!((m.requests, m.rate_limited), (12, 0));
     assert!(m.throttled > Duration::ZERO);
 }
+
+/// A day's request through an adapter whose retry policy comes from `settings`, against a
+/// simulator that first fails as `faults` says. Returns the page's stats and how much
+/// (paused, virtual) time the call took.
+async fn fetch_with_faults(
+    settings: ProviderSettings,
+    faults: marketpipe_testkit::simulator::Faults,
+) -> (marketpipe_ports::FetchStats, std::time::Duration) {
+    let sim = Simulator::start(SimulatorConfig {
+        alpaca_keys: vec![(KEY_ID.into(), SECRET.into())],
+        ..SimulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.set_faults(faults);
+    let settings = ProviderSettings {
+        base_url: Some(sim.base_url()),
+        rate_limit: Some(RateLimit::per_minute(10_000)),
+        // Far beyond any wait below, so that the paused clock only ever jumps to a retry.
+        timeout: Some(std::time::Duration::from_hours(24)),
+        ..settings
+    };
+    let env = MapEnv::from_pairs([("APCA_API_KEY_ID", KEY_ID), ("APCA_API_SECRET_KEY", SECRET)]);
+    let provider = AlpacaProvider::new(&settings, &env).unwrap();
+    let day = NaiveDate::from_ymd_opt(2024, 3, 5).unwrap();
+    let (start, end) = TradingCalendar::xnys().utc_bounds(DateRange::new(day, day).unwrap());
+    let request = BarRequest {
+        symbols: vec![Symbol::new("AAPL").unwrap()],
+        range: TimeRange::new(start, end).unwrap(),
+        timeframe: Timeframe::M1,
+        session: SessionKind::Regular,
+        feed: None,
+        adjustment: Adjustment::Raw,
+        page_size: None,
+        cursor: None,
+    };
+    let started = tokio::time::Instant::now();
+    let page = provider.fetch_bars(&request).await.unwrap();
+    let took = started.elapsed();
+    assert!(!page.bars.is_empty());
+    sim.shutdown().await;
+    (page.stats, took)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_configured_retry_delays_are_what_the_adapter_waits() {
+    use marketpipe_testkit::simulator::Faults;
+    use std::time::Duration;
+
+    // A base delay of 40 s (the default is 250 ms): two server errors, two retries, each
+    // waiting at most its ceiling (40 s, then 80 s capped at the 60 s maximum); the adapter
+    // really sleeps what it reports (on the paused clock, so the test takes no time).
+    let (stats, took) = fetch_with_faults(
+        ProviderSettings {
+            max_retries: Some(3),
+            retry_base_delay: Some(Duration::from_secs(40)),
+            retry_max_delay: Some(Duration::from_mins(1)),
+            ..ProviderSettings::default()
+        },
+        Faults {
+            server_errors: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    assert_eq!(stats.retries, 2);
+    assert!(stats.retry_wait <= Duration::from_secs(100), "{stats:?}");
+    assert!(
+        took >= stats.retry_wait,
+        "slept {took:?}, reported {stats:?}"
+    );
+
+    // A base delay of zero: the retries do not wait at all (the default would wait up to
+    // 250 ms, then 500 ms).
+    let (stats, took) = fetch_with_faults(
+        ProviderSettings {
+            retry_base_delay: Some(Duration::ZERO),
+            ..ProviderSettings::default()
+        },
+        Faults {
+            server_errors: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    assert_eq!(stats.retries, 2);
+    assert_eq!(stats.retry_wait, Duration::ZERO);
+    assert!(took < Duration::from_millis(250), "{took:?}");
+
+    // The maximum delay caps the provider's `Retry-After: 1`: two 429s, 300 ms each.
+    let (stats, took) = fetch_with_faults(
+        ProviderSettings {
+            retry_max_delay: Some(Duration::from_millis(300)),
+            ..ProviderSettings::default()
+        },
+        Faults {
+            forced_429: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    assert_eq!(stats.retries, 2);
+    assert_eq!(stats.retry_wait, Duration::from_millis(600));
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+}

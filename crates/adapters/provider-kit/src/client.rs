@@ -19,7 +19,7 @@ use url::Url;
 
 use crate::breaker::{BreakerPolicy, CircuitBreaker};
 use crate::limiter::RateLimiter;
-use crate::retry::{RetryPolicy, wait_hint};
+use crate::retry::{RetryPolicy, retry_delay, wait_hint};
 use crate::secret::Secret;
 use crate::settings::{ProviderSettings, SetupError};
 use crate::wire::{describe_request, error_text, parse_json};
@@ -70,7 +70,8 @@ impl HttpClientConfig {
     }
 
     /// The configuration an adapter builds from its settings: the settings' rate limit
-    /// (else `default_rate_limit`), timeout and retry count over the defaults.
+    /// (else `default_rate_limit`), timeout and retry policy (count, base and maximum
+    /// delay) over the defaults.
     pub fn from_settings(
         provider: impl Into<String>,
         base_url: Url,
@@ -84,6 +85,12 @@ impl HttpClientConfig {
         }
         if let Some(max_retries) = settings.max_retries {
             config.retry.max_retries = max_retries;
+        }
+        if let Some(base_delay) = settings.retry_base_delay {
+            config.retry.base_delay = base_delay;
+        }
+        if let Some(max_delay) = settings.retry_max_delay {
+            config.retry.max_delay = max_delay;
         }
         config
     }
@@ -482,9 +489,7 @@ impl HttpClient {
                     }
                 }));
             }
-            let wait = hint
-                .unwrap_or_else(|| inner.retry.backoff(tries))
-                .min(inner.retry.max_delay);
+            let wait = retry_delay(&inner.retry, tries, hint);
             if rate_limited && hint.is_some() {
                 inner.limiter.pause_until(Instant::now() + wait);
             }

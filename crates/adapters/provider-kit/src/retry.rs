@@ -1,5 +1,6 @@
-//! Retry policy: exponential backoff with full jitter, and the provider's own wait hints
-//! (`Retry-After`, `X-Ratelimit-Reset`).
+//! Retries: the one [`RetryPolicy`] of the domain (exponential backoff with full jitter),
+//! its random source, and the provider's own wait hints (`Retry-After`,
+//! `X-Ratelimit-Reset`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,48 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
-/// How often and how long to retry a failed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (so at most `max_retries + 1` requests).
-    pub max_retries: u32,
-    /// The first backoff ceiling; it doubles per retry.
-    pub base_delay: Duration,
-    /// The largest wait, for backoff and for a provider's `Retry-After` alike.
-    pub max_delay: Duration,
-}
+pub use marketpipe_domain::RetryPolicy;
 
-impl Default for RetryPolicy {
-    /// 5 retries, 250 ms base, 60 s cap.
-    fn default() -> Self {
-        Self {
-            max_retries: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_mins(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The ceiling before retry number `attempt + 1`: `min(max_delay, base_delay * 2^attempt)`.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
-        self.base_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
-    }
-
-    /// Full jitter: a uniformly random wait in `[0, ceiling(attempt)]`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        self.backoff_with(attempt, random_u64())
-    }
-
-    /// [`RetryPolicy::backoff`] with the random number given (for tests).
-    pub fn backoff_with(&self, attempt: u32, random: u64) -> Duration {
-        let ceiling = u64::try_from(self.ceiling(attempt).as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(random % ceiling.saturating_add(1))
-    }
+/// The wait before retry number `attempt + 1` under `policy`: the provider's `hint` when it
+/// sent one, else full-jitter backoff with a fresh random number; both capped at the
+/// policy's `max_delay`.
+pub fn retry_delay(policy: &RetryPolicy, attempt: u32, hint: Option<Duration>) -> Duration {
+    policy.delay(attempt, hint, random_u64())
 }
 
 /// A random number from std's randomly keyed hasher (no extra dependency; jitter needs no
@@ -112,20 +78,19 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn ceilings_double_up_to_the_cap() {
+    fn retry_delays_follow_the_domain_policy() {
         let p = RetryPolicy::default();
-        assert_eq!(p.ceiling(0), Duration::from_millis(250));
-        assert_eq!(p.ceiling(1), Duration::from_millis(500));
-        assert_eq!(p.ceiling(4), Duration::from_secs(4));
-        assert_eq!(p.ceiling(8), Duration::from_mins(1));
-        assert_eq!(p.ceiling(200), Duration::from_mins(1));
         for attempt in 0..10 {
-            for r in [0, 1, 12_345, u64::MAX] {
-                assert!(p.backoff_with(attempt, r) <= p.ceiling(attempt));
-            }
-            assert!(p.backoff(attempt) <= p.ceiling(attempt));
+            assert!(retry_delay(&p, attempt, None) <= p.ceiling(attempt));
         }
-        assert_eq!(p.backoff_with(3, 0), Duration::ZERO);
+        assert_eq!(
+            retry_delay(&p, 0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            retry_delay(&p, 0, Some(Duration::from_hours(1))),
+            p.max_delay
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct ProviderSettings {
     pub timeout: Option<Duration>,
     /// Retries after the first attempt (default 5).
     pub max_retries: Option<u32>,
+    /// The first backoff ceiling of the retry policy (default 250 ms; it doubles per retry).
+    pub retry_base_delay: Option<Duration>,
+    /// The longest single retry wait, for backoff and `Retry-After` alike (default 60 s).
+    pub retry_max_delay: Option<Duration>,
     /// Credentials by config key (`key_id`, `secret_key`, `api_key`). Values may be or hold
     /// `${VAR}` placeholders, expanded from the environment.
     pub credentials: BTreeMap<String, String>,
@@ -43,6 +47,8 @@ impl fmt::Debug for ProviderSettings {
             .field("rate_limit", &self.rate_limit)
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
             .field("credentials", &credentials)
             .finish()
     }

@@ -1,0 +1,123 @@
+//! Choosing the job a run works on: the one named by `--resume`, else the newest unfinished
+//! job with the same spec (re-running a command continues it from its checkpoints), else a
+//! new one. Only the job records are read: no provider is built to choose.
+
+use marketpipe_domain::{IngestionJob, JobId, JobSpec, JobState, TradingCalendar};
+use marketpipe_ports::{Clock, JobRepository};
+
+use crate::error::IngestError;
+
+/// How many of the newest jobs are searched for an unfinished one with the same spec.
+pub const RESUME_SEARCH: usize = 20;
+
+/// What a run asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRequest {
+    /// Resume this job from its checkpoints, with the provider, feed, symbols, dates and
+    /// hours it was created with.
+    Resume(JobId),
+    /// Run this spec: continue its newest unfinished job, or create one.
+    Run(JobSpec),
+}
+
+/// How the job to run was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobChoice {
+    /// The job named by [`JobRequest::Resume`].
+    Resumed,
+    /// An unfinished job with the same spec, continued from its checkpoints.
+    Continued,
+    /// A new job.
+    Created,
+}
+
+/// The job chosen for a run.
+#[derive(Debug, Clone)]
+pub struct SelectedJob {
+    /// The job (its spec names the provider to build).
+    pub job: IngestionJob,
+    /// How it was chosen.
+    pub choice: JobChoice,
+}
+
+/// Chooses the job for `request`, creating it when needed. A new job's id is
+/// [`JobId::generate`] of now and this process's id.
+pub async fn select_job(
+    jobs: &dyn JobRepository,
+    clock: &dyn Clock,
+    request: JobRequest,
+) -> Result<SelectedJob, IngestError> {
+    match request {
+        JobRequest::Resume(id) => Ok(SelectedJob {
+            job: load_resumable(jobs, &id).await?,
+            choice: JobChoice::Resumed,
+        }),
+        JobRequest::Run(spec) => {
+            if let Some(job) = find_unfinished(jobs, &spec, RESUME_SEARCH).await? {
+                return Ok(SelectedJob {
+                    job,
+                    choice: JobChoice::Continued,
+                });
+            }
+            let id = JobId::generate(clock.now(), u64::from(std::process::id()));
+            Ok(SelectedJob {
+                job: create_job(jobs, clock, id, spec).await?,
+                choice: JobChoice::Created,
+            })
+        }
+    }
+}
+
+/// Plans and stores a new pending job. Every date must be inside the calendar's years
+/// before anything is stored.
+pub async fn create_job(
+    jobs: &dyn JobRepository,
+    clock: &dyn Clock,
+    id: JobId,
+    spec: JobSpec,
+) -> Result<IngestionJob, IngestError> {
+    TradingCalendar::xnys().sessions(spec.dates)?;
+    let job = IngestionJob::new(id, spec, clock.now());
+    jobs.create(&job).await?;
+    Ok(job)
+}
+
+/// The newest unfinished (pending, running, failed or cancelled) job with exactly `spec`,
+/// among the `recent` newest jobs.
+pub async fn find_unfinished(
+    jobs: &dyn JobRepository,
+    spec: &JobSpec,
+    recent: usize,
+) -> Result<Option<IngestionJob>, IngestError> {
+    for summary in jobs.list(recent).await? {
+        if summary.state == JobState::Completed {
+            continue;
+        }
+        if let Some(job) = jobs.get(&summary.id).await?
+            && job.spec() == spec
+        {
+            return Ok(Some(job));
+        }
+    }
+    Ok(None)
+}
+
+/// Loads a job for `--resume`, checking that it can be resumed (anything but completed: a
+/// pending job is one whose process died before starting it).
+pub async fn load_resumable(
+    jobs: &dyn JobRepository,
+    id: &JobId,
+) -> Result<IngestionJob, IngestError> {
+    let job = jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| IngestError::JobNotFound(id.clone()))?;
+    if job.state() == JobState::Completed {
+        return Err(IngestError::NotResumable {
+            job_id: id.clone(),
+            state: job.state(),
+        });
+    }
+    Ok(job)
+}
