@@ -22,6 +22,16 @@ pub enum IngestError {
         /// Its state.
         state: JobState,
     },
+    /// A feed the provider does not have.
+    #[error("--feed {feed:?} is not a feed of {provider}; its feeds are {}", feeds.join(", "))]
+    UnknownFeed {
+        /// The provider.
+        provider: String,
+        /// The feed asked for.
+        feed: String,
+        /// The provider's feeds.
+        feeds: Vec<String>,
+    },
     /// Zero work items in flight would never finish.
     #[error("concurrency must be at least 1 (got 0)")]
     BadConcurrency,
@@ -43,7 +53,10 @@ impl IngestError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Self::JobNotFound(_) | Self::NotResumable { .. } | Self::BadConcurrency
+            Self::JobNotFound(_)
+                | Self::NotResumable { .. }
+                | Self::UnknownFeed { .. }
+                | Self::BadConcurrency
         ) || matches!(
             self,
             Self::Domain(DomainError::CalendarOutOfRange { .. } | DomainError::InvalidRange { .. })

@@ -3,7 +3,7 @@
 //! new one. Only the job records are read: no provider is built to choose.
 
 use marketpipe_domain::{IngestionJob, JobId, JobSpec, JobState, TradingCalendar};
-use marketpipe_ports::{Clock, JobRepository};
+use marketpipe_ports::{Clock, JobRepository, ProviderInfo};
 
 use crate::error::IngestError;
 
@@ -120,4 +120,24 @@ pub async fn load_resumable(
         });
     }
     Ok(job)
+}
+
+/// The feed a new job records: the one asked for, which must be one of the provider's
+/// (when it lists any), else the provider's default, so that the lake says which feed it
+/// holds.
+pub fn resolve_feed(
+    requested: Option<&str>,
+    info: &ProviderInfo,
+) -> Result<Option<String>, IngestError> {
+    match requested {
+        Some(feed) if !info.feeds.is_empty() && !info.feeds.iter().any(|f| f == feed) => {
+            Err(IngestError::UnknownFeed {
+                provider: info.name.clone(),
+                feed: feed.to_owned(),
+                feeds: info.feeds.clone(),
+            })
+        }
+        Some(feed) => Ok(Some(feed.to_owned())),
+        None => Ok(info.default_feed.clone()),
+    }
 }

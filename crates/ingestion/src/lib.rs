@@ -18,7 +18,7 @@ pub use coordinator::{Coordinator, IngestDeps, IngestOptions, IngestProgress, No
 pub use error::{IngestError, ItemError};
 pub use jobs::{
     JobChoice, JobRequest, RESUME_SEARCH, SelectedJob, create_job, find_unfinished, load_resumable,
-    select_job,
+    resolve_feed, select_job,
 };
 pub use marketpipe_domain::RetryPolicy;
 pub use report::{ItemReport, JobReport};

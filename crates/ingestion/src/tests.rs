@@ -969,3 +969,33 @@ async fn zero_concurrency_is_refused_before_the_job_starts() {
         "nothing started"
     );
 }
+
+#[test]
+fn a_feed_is_one_of_the_providers_or_its_default() {
+    let mut with_feeds = info();
+    with_feeds.feeds = vec!["iex".into(), "sip".into()];
+    with_feeds.default_feed = Some("iex".into());
+    assert_eq!(
+        crate::resolve_feed(None, &with_feeds).unwrap().as_deref(),
+        Some("iex")
+    );
+    assert_eq!(
+        crate::resolve_feed(Some("sip"), &with_feeds)
+            .unwrap()
+            .as_deref(),
+        Some("sip")
+    );
+    let e = crate::resolve_feed(Some("otc"), &with_feeds).unwrap_err();
+    assert!(e.is_bad_request());
+    assert_eq!(
+        e.to_string(),
+        "--feed \"otc\" is not a feed of mock; its feeds are iex, sip"
+    );
+    // A provider without feeds records what it was given.
+    assert_eq!(
+        crate::resolve_feed(Some("any"), &info())
+            .unwrap()
+            .as_deref(),
+        Some("any")
+    );
+}

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use marketpipe_domain::{DateRange, JobId, JobSpec, JobState, SessionKind, Symbol};
 use marketpipe_ingestion::{
     Coordinator, IngestDeps, IngestError, IngestOptions, JobChoice, JobReport, JobRequest,
-    RetryPolicy, select_job,
+    RetryPolicy, resolve_feed, select_job,
 };
 use marketpipe_ports::{Clock, SystemClock};
 use tracing::{info, warn};
@@ -161,17 +161,7 @@ fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError>
         .clone()
         .unwrap_or_else(|| ctx.config.ingest.provider.clone());
     let info = (wiring::provider_entry(&provider)?.info)();
-    let feed = match &args.feed {
-        Some(feed) if !info.feeds.is_empty() && !info.feeds.contains(feed) => {
-            return Err(usage(anyhow::anyhow!(
-                "--feed {feed:?} is not a feed of {provider}; its feeds are {}",
-                info.feeds.join(", ")
-            )));
-        }
-        Some(feed) => Some(feed.clone()),
-        // The provider's default feed is recorded, so the lake says which feed it holds.
-        None => info.default_feed.clone(),
-    };
+    let feed = resolve_feed(args.feed.as_deref(), &info).map_err(usage)?;
     let mut symbols: Vec<Symbol> = Vec::new();
     if let Some(list) = &args.symbols {
         symbols.extend(Symbol::parse_list(list).map_err(usage)?);
