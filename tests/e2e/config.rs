@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use crate::{mp, text};
+use crate::{mp, run_ok, text};
 
 /// The names in `dir`, sorted.
 fn names(dir: &std::path::Path) -> Vec<String> {
@@ -219,4 +219,115 @@ fn migrate_creates_the_database_and_jobs_list_creates_nothing() {
         .assert()
         .success()
         .stdout("[]\n");
+}
+
+/// The example configuration shown in docs/configuration.md: the fenced `yaml` block that
+/// holds `config_version`, as text.
+fn documented_example() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let mut blocks = Vec::new();
+    let mut lines = page.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() == "```yaml" {
+            let mut block = String::new();
+            for inner in lines.by_ref() {
+                if inner.trim_end() == "```" {
+                    break;
+                }
+                block.push_str(inner);
+                block.push('\n');
+            }
+            blocks.push(block);
+        }
+    }
+    let mut examples = blocks
+        .into_iter()
+        .filter(|b| b.lines().any(|l| l.starts_with("config_version:")));
+    let example = examples
+        .next()
+        .expect("docs/configuration.md has no ```yaml block with config_version");
+    assert!(
+        examples.next().is_none(),
+        "docs/configuration.md has more than one example configuration"
+    );
+    example
+}
+
+#[test]
+fn documented_example_is_what_config_init_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = mp(dir.path()).args(["config", "init"]).assert().success();
+    let printed = text(&printed.get_output().stdout);
+    let documented = documented_example();
+    assert!(
+        documented == printed,
+        "docs/configuration.md's example differs from `mp config init`; paste this into the \
+         ```yaml block:\n{printed}"
+    );
+}
+
+#[test]
+fn documented_example_loads_without_error_or_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mp.yaml"), documented_example()).unwrap();
+    for args in [
+        &["--config", "mp.yaml", "config", "show"][..],
+        &["--config", "mp.yaml", "jobs", "list"][..],
+    ] {
+        let out = mp(dir.path()).args(args).assert().success();
+        let stderr = text(&out.get_output().stderr);
+        assert!(stderr.is_empty(), "{args:?} wrote to stderr:\n{stderr}");
+    }
+    let shown = run_ok(dir.path(), &["--config", "mp.yaml", "config", "show"]);
+    assert!(shown.starts_with("# from mp.yaml"), "{shown}");
+    for line in ["config_version: 1", "data_dir: ./data", "  page_size: 0"] {
+        assert!(shown.lines().any(|l| l == line), "{line:?} not in {shown}");
+    }
+}
+
+#[test]
+fn unknown_config_version_warns_and_reads_the_file_as_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("v99.yaml"),
+        "config_version: 99\ningest:\n  concurrency: 2\n",
+    )
+    .unwrap();
+    let out = mp(dir.path())
+        .args(["--config", "v99.yaml", "config", "show"])
+        .assert()
+        .code(0);
+    let stderr = text(&out.get_output().stderr);
+    for part in [
+        "WARN",
+        "unknown config_version; reading it as version 1",
+        "found=99",
+        "expected=1",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in stderr:\n{stderr}");
+    }
+    // The rest of the file is still read.
+    let stdout = text(&out.get_output().stdout);
+    assert!(stdout.lines().any(|l| l == "  concurrency: 2"), "{stdout}");
+
+    // `-q` keeps warnings; the same warning in JSON names the versions as numbers.
+    mp(dir.path())
+        .args(["-q", "--config", "v99.yaml", "config", "show"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("unknown config_version"));
+    mp(dir.path())
+        .args([
+            "--log-format",
+            "json",
+            "--config",
+            "v99.yaml",
+            "config",
+            "show",
+        ])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("\"found\":99"))
+        .stderr(predicate::str::contains("\"expected\":1"));
 }
