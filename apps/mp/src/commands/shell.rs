@@ -242,7 +242,11 @@ mod tests {
             );
         }
         // Global flags only in the top OPTIONS section, not once per command.
-        assert_eq!(page.matches("MP_DATA_DIR]").count(), 1);
+        assert_eq!(
+            page.matches("specified with the \\fBMP_DATA_DIR\\fR")
+                .count(),
+            1
+        );
         assert!(!page.contains("mp-ingest(1)"));
     }
 
