@@ -240,23 +240,8 @@ fn json(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok(dir, args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
-#[test]
-fn every_listing_command_prints_one_json_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // Before any data: empty arrays, and still no database.
-    assert_eq!(
-        json(d, &["validate", "--list", "--json"]),
-        serde_json::json!([])
-    );
-    assert_eq!(json(d, &["jobs", "list", "--json"]), serde_json::json!([]));
-    assert!(!d.join("data").exists());
-
-    run_ok(d, &ingest_args("AAPL", "2024-01-02", "2024-01-05", &[]));
-    let mut validate = ingest_args("AAPL", "2024-01-02", "2024-01-05", &[]);
-    validate.splice(0..3, ["validate"]); // `ingest --provider fake` -> `validate`
-    run_ok(d, &validate);
-
+/// `mp jobs list --json` and `mp jobs show ID --json` after the one fake ingest; the job id.
+fn assert_jobs_json(d: &std::path::Path) -> String {
     let jobs = json(d, &["jobs", "list", "--json"]);
     let jobs = jobs.as_array().unwrap();
     assert_eq!(jobs.len(), 1);
@@ -291,6 +276,27 @@ fn every_listing_command_prints_one_json_document() {
     assert_eq!(items[0]["bars"], 4 * 390);
     assert_date(&items[0]["start"]);
     assert_date(&items[0]["end"]);
+    id
+}
+
+#[test]
+fn every_listing_command_prints_one_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Before any data: empty arrays, and still no database.
+    assert_eq!(
+        json(d, &["validate", "--list", "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(json(d, &["jobs", "list", "--json"]), serde_json::json!([]));
+    assert!(!d.join("data").exists());
+
+    run_ok(d, &ingest_args("AAPL", "2024-01-02", "2024-01-05", &[]));
+    let mut validate = ingest_args("AAPL", "2024-01-02", "2024-01-05", &[]);
+    validate.splice(0..3, ["validate"]); // `ingest --provider fake` -> `validate`
+    run_ok(d, &validate);
+
+    let id = assert_jobs_json(d);
 
     let providers = json(d, &["providers", "list", "--json"]);
     let fake = providers
