@@ -248,6 +248,11 @@ struct KillOutcome {
 
 /// Starts `mp args` in `dir` and SIGKILLs it at `at`.
 fn run_and_kill(dir: &Path, args: &[&str], at: KillAt) -> KillOutcome {
+    run_and_kill_without(dir, args, at, &[])
+}
+
+/// [`run_and_kill`] with the variables `removed` taken out of the child's environment.
+fn run_and_kill_without(dir: &Path, args: &[&str], at: KillAt, removed: &[&str]) -> KillOutcome {
     let lake_root = lake::root(&dir.join("data"));
     let parts_before = lake::part_files(&lake_root).len();
     let temps_before = lake::temp_files(&lake_root);
@@ -258,7 +263,11 @@ fn run_and_kill(dir: &Path, args: &[&str], at: KillAt) -> KillOutcome {
             .count()
     };
     let store = dir.join("data").join("marketpipe.db");
-    let mut child: Child = mp_process(dir).args(args).spawn().unwrap();
+    let mut command = mp_process(dir);
+    for var in removed {
+        command.env_remove(var);
+    }
+    let mut child: Child = command.args(args).spawn().unwrap();
     let mut exited = None;
     for _ in 0..KILL_POLLS {
         if child.try_wait().unwrap().is_some() {
@@ -802,4 +811,121 @@ fn pending_job_left_by_a_kill_accepts_resume() {
         (id.to_owned(), "completed".to_owned()),
         "{stdout}"
     );
+}
+
+/// The environment variables any Alpaca key could come from.
+const ALPACA_KEY_VARIABLES: [&str; 4] = [
+    "ALPACA_KEY_ID",
+    "ALPACA_SECRET_KEY",
+    "APCA_API_KEY_ID",
+    "APCA_API_SECRET_KEY",
+];
+
+/// A configuration whose default provider is Alpaca.
+fn alpaca_default_config(dir: &Path) {
+    std::fs::write(
+        dir.join("mp.yaml"),
+        "config_version: 1\ndata_dir: ./data\ningest:\n  provider: alpaca\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_killed_fake_job_resumes_with_its_own_provider_under_an_alpaca_default() {
+    let dir = tempfile::tempdir().unwrap();
+    alpaca_default_config(dir.path());
+    // Without a provider flag, the default (Alpaca) needs keys that are not there: exit 2,
+    // naming the variables to set, and no job is created.
+    let mut plain = mp(dir.path());
+    for var in ALPACA_KEY_VARIABLES {
+        plain.env_remove(var);
+    }
+    plain
+        .args([
+            "--config",
+            "mp.yaml",
+            "ingest",
+            "--symbols",
+            "AAPL",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-31",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ALPACA_KEY_ID"));
+
+    // A fake job killed once its first partition is written.
+    let mut args = vec!["--config", "mp.yaml"];
+    args.extend(ingest_args(
+        "AAPL,MSFT,BRK.B",
+        "2024-01-02",
+        "2024-12-31",
+        &["--concurrency", "1"],
+    ));
+    let k = run_and_kill_without(
+        dir.path(),
+        &args,
+        KillAt::NewPartFiles(1),
+        &ALPACA_KEY_VARIABLES,
+    );
+    assert!(
+        k.killed,
+        "the run finished before it could be killed: {k:?}"
+    );
+    let listed = jobs(dir.path());
+    let job = listed
+        .iter()
+        .find(|j| j["state"] == "running")
+        .unwrap_or_else(|| panic!("no running job left by the kill: {listed:?}"));
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // --resume builds the job's provider (fake), not the configuration's default.
+    let mut resume = mp(dir.path());
+    for var in ALPACA_KEY_VARIABLES {
+        resume.env_remove(var);
+    }
+    let out = resume
+        .args(["--config", "mp.yaml", "ingest", "--resume", &id])
+        .assert()
+        .success();
+    let stdout = text(&out.get_output().stdout);
+    assert_eq!(
+        summary_job(&stdout),
+        (id, "completed".to_owned()),
+        "{stdout}"
+    );
+    // Every partition of the three symbols' year is there.
+    assert_eq!(
+        lake::part_files(&lake::root(&dir.path().join("data"))).len(),
+        36
+    );
+}
+
+#[test]
+fn resuming_a_job_whose_provider_lacks_credentials_names_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "20240102T000000Z-0a0b0e";
+    let spec = marketpipe_domain::JobSpec {
+        provider: "alpaca".into(),
+        feed: Some("iex".into()),
+        symbols: vec![marketpipe_domain::Symbol::new("AAPL").unwrap()],
+        dates: DateRange::parse("2024-01-02", "2024-01-03").unwrap(),
+        session: SessionKind::Regular,
+    };
+    plant_pending_job(&dir.path().join("data"), id, spec);
+    let mut resume = mp(dir.path());
+    for var in ALPACA_KEY_VARIABLES {
+        resume.env_remove(var);
+    }
+    let out = resume.args(["ingest", "--resume", id]).assert().code(2);
+    let stderr = text(&out.get_output().stderr);
+    assert!(
+        stderr.contains(&format!("job {id} was ingested from alpaca"))
+            && stderr.contains("ALPACA_KEY_ID and ALPACA_SECRET_KEY"),
+        "{stderr}"
+    );
+    // Nothing ran: the job is still pending.
+    assert_eq!(jobs(dir.path())[0]["state"], "pending");
 }

@@ -22,6 +22,7 @@ use crate::error::{AppError, usage};
 use crate::progress::Progress;
 use crate::wiring;
 
+#[allow(clippy::too_many_lines)] // flags -> context calls -> report, in the order they run
 pub(crate) async fn run(
     ctx: &Context,
     args: &IngestArgs,
@@ -30,7 +31,9 @@ pub(crate) async fn run(
     let config = &ctx.config;
     let options = ingest_options(config, args.concurrency);
     // Everything the user typed is checked before any file is touched.
-    options.check().map_err(usage)?;
+    options
+        .check()
+        .map_err(|e| usage(anyhow::Error::new(e).context("--concurrency")))?;
     let request = match &args.resume {
         Some(id) => JobRequest::Resume(JobId::new(id).map_err(usage)?),
         None => JobRequest::Run(spec_from_args(ctx, args)?),
