@@ -227,7 +227,10 @@ fn bad_input_exits_2_and_an_empty_lake_is_said_plainly() {
             &["aggregate", "--frames", "5m,2m"][..],
             "unknown frame \"2m\"",
         ),
-        (&["aggregate", "--frames", "1m"][..], "cannot aggregate to 1m"),
+        (
+            &["aggregate", "--frames", "1m"][..],
+            "cannot aggregate to 1m",
+        ),
         (&["aggregate", "--symbols", "aa pl"][..], "aa pl"),
         (
             &["aggregate", "--start", "2024-13-01", "--end", "2024-12-31"][..],
