@@ -208,11 +208,23 @@ pub enum QueryError {
         /// Why it was refused.
         reason: String,
     },
-    /// SQL the engine could not run (syntax error, unknown column).
+    /// SQL the engine could not run (syntax error, unknown column): the statement is at
+    /// fault.
     #[error("query failed: {message}")]
     Invalid {
         /// The engine's message.
         message: String,
+    },
+    /// A valid statement that failed while it ran over the lake: a file that cannot be read
+    /// (corrupt, truncated, unreadable), an I/O error, memory. The statement is not at fault;
+    /// running it again fails the same way until the cause is fixed.
+    #[error("query failed while reading the lake: {message}")]
+    Execution {
+        /// The engine's message (it names the file when one is at fault).
+        message: String,
+        /// The engine's error.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The engine itself failed.
     #[error("query engine error: {message}")]
@@ -354,6 +366,12 @@ mod tests {
             source: None,
         };
         assert!(b.to_string().contains("oom"));
+        let x = QueryError::Execution {
+            message: "no magic bytes in lake/x.parquet".into(),
+            source: Some(Box::new(std::io::Error::other("corrupt"))),
+        };
+        assert!(x.to_string().contains("lake/x.parquet"));
+        assert!(std::error::Error::source(&x).is_some());
         let pe = PublishError {
             event: "bars_ingested",
             message: "closed".into(),

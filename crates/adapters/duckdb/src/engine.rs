@@ -31,6 +31,10 @@ struct Inner {
     /// The absolute lake root.
     root: PathBuf,
     state: Mutex<State>,
+    /// A second database, sandboxed the same way, whose views are always the empty ones:
+    /// same names, columns and types, no files. A statement that fails on the lake is
+    /// prepared here to learn whose fault the failure is (see [`Inner::classify`]).
+    probe: Mutex<Connection>,
 }
 
 /// The database and which views currently read files.
@@ -61,24 +65,18 @@ impl DuckDbEngine {
     /// view is then empty). Nothing is written, in the lake or elsewhere.
     pub fn open(lake_root: &Path) -> Result<Self, QueryError> {
         let root = absolute_root(lake_root)?;
-        let conn = Connection::open_in_memory().map_err(|e| backend("cannot open DuckDB", e))?;
-        sandbox(&conn, &root)?;
         let mut state = State {
-            conn,
+            conn: empty_views(&root)?,
             reads_files: [false; Timeframe::ALL.len()],
         };
-        for frame in Timeframe::ALL {
-            state
-                .conn
-                .execute_batch(&create_view(&root, frame, false))
-                .map_err(|e| backend("cannot create the views", e))?;
-        }
         refresh_views(&root, &mut state)?;
+        let probe = empty_views(&root)?;
         tracing::debug!(lake = %root.display(), "DuckDB query engine opened");
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
                 state: Mutex::new(state),
+                probe: Mutex::new(probe),
             }),
         })
     }
@@ -140,7 +138,9 @@ impl Inner {
         limit: Option<usize>,
         statement: &str,
     ) -> Result<QueryResult, QueryError> {
-        let sql_error = |e: &duckdb::Error, wrapped: bool| sql_error(e, wrapped, statement);
+        let sql_error = |e: duckdb::Error, sql: &str, wrapped: bool| {
+            self.classify(e, sql, wrapped, statement)
+        };
         let conn = {
             let mut state = self.state.lock().map_err(|_| QueryError::Backend {
                 message: "the DuckDB connection is poisoned by an earlier panic".into(),
@@ -155,12 +155,14 @@ impl Inner {
         let (sql, wrapped) = match plan {
             Plan::Run { sql, wrapped } => (sql.as_str(), *wrapped),
             Plan::CheckThenRun { check, run } => {
-                conn.prepare(check).map_err(|e| sql_error(&e, true))?;
+                conn.prepare(check).map_err(|e| sql_error(e, check, true))?;
                 (run.as_str(), false)
             }
         };
-        let mut stmt = conn.prepare(sql).map_err(|e| sql_error(&e, wrapped))?;
-        let stream = stmt.stream_arrow([]).map_err(|e| sql_error(&e, wrapped))?;
+        let mut stmt = conn.prepare(sql).map_err(|e| sql_error(e, sql, wrapped))?;
+        let stream = stmt
+            .stream_arrow([])
+            .map_err(|e| sql_error(e, sql, wrapped))?;
         let columns: Vec<String> = stream
             .get_schema()
             .fields()
@@ -170,7 +172,7 @@ impl Inner {
         let mut rows: Vec<Vec<Cell>> = Vec::new();
         let mut truncated = false;
         for batch in stream {
-            let batch = batch.map_err(|e| sql_error(&e, wrapped))?;
+            let batch = batch.map_err(|e| sql_error(e, sql, wrapped))?;
             let available = batch.num_rows();
             let take = limit.map_or(available, |l| available.min(l.saturating_sub(rows.len())));
             let mut cells = Vec::with_capacity(batch.num_columns());
@@ -201,6 +203,52 @@ impl Inner {
             truncated,
         })
     }
+
+    /// Whose fault a DuckDB failure of `sql` (the user's `statement`, or its wrapper) is.
+    ///
+    /// duckdb-rs reports every failure with the same code (`ErrorCode::Unknown`; it never
+    /// reads `duckdb_result_error_type`), and the workspace forbids the `unsafe` of calling
+    /// the C API directly, so the kind is established by trial instead of read from the
+    /// message: `sql` is prepared (parsed, bound and planned, not run) against the probe
+    /// database, whose views have the lake's names, columns and types but no files. If it
+    /// fails there too, the statement itself is wrong (syntax, an unknown column or
+    /// function, a type error, a path outside the sandbox): [`QueryError::Invalid`]. If it
+    /// prepares, the statement is valid and running it over the lake's files failed (an
+    /// unreadable or corrupt file, I/O, memory): [`QueryError::Execution`].
+    fn classify(
+        &self,
+        e: duckdb::Error,
+        sql: &str,
+        wrapped: bool,
+        statement: &str,
+    ) -> QueryError {
+        let Ok(probe) = self.probe.lock() else {
+            return QueryError::Backend {
+                message: format!(
+                    "{} (and the probe connection is poisoned by an earlier panic)",
+                    engine_message(&e, wrapped)
+                ),
+                source: Some(Box::new(e)),
+            };
+        };
+        match probe.prepare(sql) {
+            Ok(_) => {
+                tracing::debug!(
+                    statement,
+                    "the statement is valid; running it over the lake failed"
+                );
+                QueryError::Execution {
+                    message: engine_message(&e, wrapped),
+                    source: Some(Box::new(e)),
+                }
+            }
+            // The probe's own failure says what is wrong with the statement (the lake's
+            // may be about a file the statement never got to).
+            Err(invalid) => QueryError::Invalid {
+                message: engine_message(&invalid, wrapped),
+            },
+        }
+    }
 }
 
 /// `SELECT * FROM query('<sql>')`: DuckDB's `query()` parses its argument and accepts exactly
@@ -217,6 +265,17 @@ fn absolute_root(lake_root: &Path) -> Result<PathBuf, QueryError> {
         source: Some(Box::new(e)),
     })?;
     Ok(root.canonicalize().unwrap_or(root))
+}
+
+/// A new in-memory database, sandboxed to `root`, with every view empty.
+fn empty_views(root: &Path) -> Result<Connection, QueryError> {
+    let conn = Connection::open_in_memory().map_err(|e| backend("cannot open DuckDB", e))?;
+    sandbox(&conn, root)?;
+    for frame in Timeframe::ALL {
+        conn.execute_batch(&create_view(root, frame, false))
+            .map_err(|e| backend("cannot create the views", e))?;
+    }
+    Ok(conn)
 }
 
 /// The second read-only layer: DuckDB may read only under the lake, spill nothing to disk,
@@ -275,13 +334,11 @@ fn backend(what: &str, e: duckdb::Error) -> QueryError {
     }
 }
 
-/// A DuckDB error of a statement: the sandbox's refusals as [`QueryError::Refused`], the
-/// engine's own failures as [`QueryError::Backend`], anything else (syntax, unknown column,
-/// bad cast, …) as [`QueryError::Invalid`]. `wrapped` statements lose the error's position
+/// DuckDB's message for a failed statement. `wrapped` statements lose the error's position
 /// context, which would show the `query()` wrapper instead of the user's SQL.
-fn sql_error(e: &duckdb::Error, wrapped: bool, statement: &str) -> QueryError {
+fn engine_message(e: &duckdb::Error, wrapped: bool) -> String {
     let full = e.to_string();
-    let message = if wrapped {
+    if wrapped {
         full.split("\nLINE ")
             .next()
             .unwrap_or(&full)
@@ -289,21 +346,5 @@ fn sql_error(e: &duckdb::Error, wrapped: bool, statement: &str) -> QueryError {
             .to_owned()
     } else {
         full.trim().to_owned()
-    };
-    if message.starts_with("Permission Error") {
-        return QueryError::Refused {
-            statement: statement.trim().to_owned(),
-            reason: format!("it reaches outside the lake ({message})"),
-        };
     }
-    if ["Out of Memory Error", "INTERNAL Error", "FATAL Error"]
-        .iter()
-        .any(|p| message.starts_with(p))
-    {
-        return QueryError::Backend {
-            message,
-            source: None,
-        };
-    }
-    QueryError::Invalid { message }
 }

@@ -282,6 +282,46 @@ async fn temporary_and_lock_files_are_never_read() {
 }
 
 #[tokio::test]
+async fn an_unreadable_lake_file_fails_the_query_and_bad_sql_stays_invalid() {
+    let (_dir, root) = sample_lake().await;
+    let engine = DuckDbEngine::open(&root).unwrap();
+    // The last file the 1m glob lists, so the failure comes while running, not binding; and
+    // the first, where DuckDB reads the schema while binding.
+    for file in [
+        "frame=1m/symbol=BRK.B/year=2024/month=01/part-0.parquet",
+        "frame=1m/symbol=AAPL/year=2024/month=01/part-0.parquet",
+    ] {
+        let path = root.join(file);
+        let good = fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 8..].copy_from_slice(b"garbage!");
+        fs::write(&path, &bad).unwrap();
+        match engine.query("select count(*) from bars_1m", None).await {
+            Err(QueryError::Execution { message, source }) => {
+                assert!(message.contains("part-0.parquet"), "{file}: {message}");
+                assert!(source.is_some());
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+        // The other frames still answer; a statement error is still the statement's.
+        let r = query(&engine, "select count(*) from bars_1d").await;
+        assert_eq!(r.rows, [vec![Cell::Int(3)]]);
+        assert!(matches!(
+            engine.query("select nope from bars_1m", None).await,
+            Err(QueryError::Invalid { .. })
+        ));
+        assert!(matches!(
+            engine.query("select 1 +", None).await,
+            Err(QueryError::Invalid { .. })
+        ));
+        fs::write(&path, &good).unwrap();
+    }
+    let r = query(&engine, "select count(*) from bars_1m").await;
+    assert_eq!(r.rows, [vec![Cell::Int(60)]]);
+}
+
+#[tokio::test]
 async fn limit_cuts_rows_and_says_so() {
     let (_dir, root) = sample_lake().await;
     let engine = DuckDbEngine::open(&root).unwrap();
@@ -427,7 +467,8 @@ async fn the_sandbox_alone_blocks_files_outside_the_lake_and_extensions() {
     let outside = dir.path().join("outside.csv");
     fs::write(&outside, "secret\n42\n").unwrap();
     let before = snapshot(dir.path());
-    // Through the guard: a reading statement that reaches outside is refused by DuckDB.
+    // Through the guard: a reading statement that reaches outside is refused by DuckDB, and
+    // is the statement's fault (it fails the same way with no lake files at all).
     for sql in [
         "select * from read_csv('/etc/passwd')".to_owned(),
         "select * from read_csv_auto('/etc/passwd')".to_owned(),
@@ -440,8 +481,12 @@ async fn the_sandbox_alone_blocks_files_outside_the_lake_and_extensions() {
         "select * from glob('/etc/*')".to_owned(),
         "select * from read_parquet('http://example.invalid/x.parquet')".to_owned(),
     ] {
-        let reason = refused(&engine, &sql).await;
-        assert!(reason.contains("outside the lake"), "{sql}: {reason}");
+        match engine.query(&sql, None).await {
+            Err(QueryError::Invalid { message }) => {
+                assert!(message.contains("Permission"), "{sql}: {message}");
+            }
+            other => panic!("{sql} was not refused: {other:?}"),
+        }
     }
     // Without the guard: what slips past it still cannot write, read or load outside.
     let target = dir.path().join("copied.csv");

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use marketpipe_domain::{PartitionPeriod, Timeframe};
+use marketpipe_ports::layout::frame_glob;
 
 /// The columns of every view, in order, with their DuckDB types (docs/storage.md, plus the
 /// Hive partition columns `year` and `month`; `symbol` is the `symbol=` directory).
@@ -33,18 +34,13 @@ pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The glob of a frame's data files. It names every directory level and only files named
-/// `part-*.parquet`, so the lock files and the write protocol's temporary files (which start
-/// with `.part-0.parquet.` and do not end in `.parquet`) can never match.
+/// The glob of a frame's data files under the lake root (the layout's
+/// [`frame_glob`]). It names every directory level and only files named `part-*.parquet`, so
+/// the lock files and the write protocol's temporary files (which start with
+/// `.part-0.parquet.` and do not end in `.parquet`) can never match.
 pub(crate) fn glob(lake_root: &Path, frame: Timeframe) -> String {
     let root = lake_root.to_string_lossy();
-    let root = root.trim_end_matches('/');
-    match frame.partition_period() {
-        PartitionPeriod::Month => {
-            format!("{root}/frame={frame}/symbol=*/year=*/month=*/part-*.parquet")
-        }
-        PartitionPeriod::Year => format!("{root}/frame={frame}/symbol=*/year=*/part-*.parquet"),
-    }
+    format!("{}/{}", root.trim_end_matches('/'), frame_glob(frame))
 }
 
 /// `CREATE OR REPLACE VIEW` for a frame: over its files when it has some, else an empty
