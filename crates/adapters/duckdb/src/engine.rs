@@ -138,9 +138,8 @@ impl Inner {
         limit: Option<usize>,
         statement: &str,
     ) -> Result<QueryResult, QueryError> {
-        let sql_error = |e: duckdb::Error, sql: &str, wrapped: bool| {
-            self.classify(e, sql, wrapped, statement)
-        };
+        let sql_error =
+            |e: duckdb::Error, sql: &str, wrapped: bool| self.classify(e, sql, wrapped, statement);
         let conn = {
             let mut state = self.state.lock().map_err(|_| QueryError::Backend {
                 message: "the DuckDB connection is poisoned by an earlier panic".into(),
@@ -215,13 +214,7 @@ impl Inner {
     /// function, a type error, a path outside the sandbox): [`QueryError::Invalid`]. If it
     /// prepares, the statement is valid and running it over the lake's files failed (an
     /// unreadable or corrupt file, I/O, memory): [`QueryError::Execution`].
-    fn classify(
-        &self,
-        e: duckdb::Error,
-        sql: &str,
-        wrapped: bool,
-        statement: &str,
-    ) -> QueryError {
+    fn classify(&self, e: duckdb::Error, sql: &str, wrapped: bool, statement: &str) -> QueryError {
         let Ok(probe) = self.probe.lock() else {
             return QueryError::Backend {
                 message: format!(
