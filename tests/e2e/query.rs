@@ -243,7 +243,9 @@ fn writing_statements_are_refused_and_change_nothing() {
         assert_ne!(code, 0, "{sql}: {stdout}");
         assert!(stdout.is_empty(), "{sql}: {stdout}");
         assert!(!stderr.contains("root:"), "{sql}: {stderr}");
-        assert!(stderr.contains("outside the lake"), "{sql}: {stderr}");
+        // The statement's fault (it fails the same with no lake at all): usage, exit 2.
+        assert_eq!(code, 2, "{sql}: {stderr}");
+        assert!(stderr.contains("Permission"), "{sql}: {stderr}");
     }
     assert_eq!(tree(dir.path()), before);
 
@@ -282,4 +284,33 @@ fn a_data_dir_without_a_lake_has_empty_views_and_stays_empty() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "mp query created a file"
     );
+}
+
+#[test]
+fn a_corrupt_lake_file_fails_the_query_and_a_syntax_error_is_still_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    ingest(dir.path());
+    let lake_root = lake::root(&dir.path().join("data"));
+    let partition = "frame=1m/symbol=MSFT/year=2024/month=02";
+    let file = lake_root.join(partition).join("part-0.parquet");
+    // Overwrite the footer (metadata length and magic): the file is no longer Parquet.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 8..].copy_from_slice(b"\xde\xad\xbe\xefJUNK");
+    std::fs::write(&file, &bytes).unwrap();
+
+    // A valid statement that cannot read the lake has failed: exit 1, naming the file.
+    let (code, stdout, stderr) = query(dir.path(), &["select count(*) from bars_1m"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains(partition), "names the file: {stderr}");
+    // Another frame still answers.
+    query_ok(dir.path(), &["select count(*) from bars_1d"]);
+
+    // The statement's own faults stay usage errors (exit 2), corrupt file or not.
+    for sql in ["select 1 +", "select nope from bars_1m"] {
+        let (code, _, stderr) = query(dir.path(), &[sql]);
+        assert_eq!(code, 2, "{sql}: {stderr}");
+        assert!(stderr.contains("query failed"), "{sql}: {stderr}");
+    }
 }

@@ -66,6 +66,7 @@ pub use marketpipe_domain::{
     Timeframe, Timestamp, TradingCalendar,
 };
 pub use marketpipe_ports::PartitionKey;
+use marketpipe_ports::layout::{frame_dir, is_frame_dir_name, parse_symbol_dir, partition_file};
 
 /// The columns of [`load_ohlcv`]'s frames, in order. `ts` is the start of the bar,
 /// `Datetime(ns, "UTC")`; prices are `f64` (round to 9 decimals for the exact stored value);
@@ -82,9 +83,6 @@ pub const COLUMNS: [&str; 9] = [
     "trade_count",
     "vwap",
 ];
-
-/// The name of every partition's data file.
-const PART_FILE: &str = "part-0.parquet";
 
 /// Why the lake could not be loaded. Each message names the value at fault and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -305,7 +303,7 @@ fn check_root(lake: &Path) -> Result<(), LoadError> {
     if lake
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("frame="))
+        .is_some_and(is_frame_dir_name)
         && let Some(parent) = lake.parent()
     {
         return Err(LoadError::NotLakeRoot {
@@ -328,7 +326,7 @@ fn check_root(lake: &Path) -> Result<(), LoadError> {
 fn frame_dirs(lake: &Path) -> Result<Vec<String>, LoadError> {
     Ok(list_dir(lake)?
         .into_iter()
-        .filter(|name| name.starts_with("frame="))
+        .filter(|name| is_frame_dir_name(name))
         .collect())
 }
 
@@ -363,12 +361,10 @@ fn partition_files(
     range: DateRange,
     frame: Timeframe,
 ) -> Result<Vec<PathBuf>, LoadError> {
-    let frame_dir = lake.join(format!("frame={frame}"));
     let symbols: BTreeSet<Symbol> = if symbols.is_empty() {
-        list_dir(&frame_dir)?
+        list_dir(&frame_dir(lake, frame))?
             .iter()
-            .filter_map(|name| name.strip_prefix("symbol="))
-            .filter_map(|s| Symbol::new(s).ok())
+            .filter_map(|name| parse_symbol_dir(name))
             .collect()
     } else {
         symbols.iter().copied().collect()
@@ -387,16 +383,4 @@ fn partition_files(
         .map(|key| partition_file(lake, key))
         .filter(|path| path.is_file())
         .collect())
-}
-
-/// `<lake>/frame=<tf>/symbol=<SYM>/year=<YYYY>[/month=<MM>]/part-0.parquet`.
-fn partition_file(lake: &Path, key: &PartitionKey) -> PathBuf {
-    let mut path = lake.join(format!("frame={}", key.frame));
-    path.push(format!("symbol={}", key.symbol));
-    path.push(format!("year={:04}", key.year));
-    if let Some(month) = key.month {
-        path.push(format!("month={month:02}"));
-    }
-    path.push(PART_FILE);
-    path
 }

@@ -36,8 +36,11 @@ pub(crate) async fn run(
     // The same root as the lake adapter's (`wiring::lake`).
     let lake_root = ctx.data_dir.join("lake");
     let engine = DuckDbEngine::open(&lake_root).map_err(|e| AppError::Failed(e.into()))?;
+    // The statement's fault (refused, invalid SQL) is a usage error (2); a valid statement
+    // that failed over the lake (a corrupt file) or an engine failure has failed (1).
     let result = engine.query(&args.sql, limit).await.map_err(|e| match e {
         QueryError::Refused { .. } | QueryError::Invalid { .. } => usage(e),
+        QueryError::Execution { .. } | QueryError::Backend { .. } => AppError::Failed(e.into()),
         other => AppError::Failed(other.into()),
     })?;
     print(&result, args.format, limit, out)
