@@ -1,4 +1,4 @@
--- MarketPipe metadata store, SQLite: validation reports (DESIGN §5). A report is one run's
+-- MarketPipe metadata store, SQLite: validation reports (docs/storage.md). A report is one run's
 -- (a job's or an ad-hoc run's) findings for one symbol, named '<run_id>_<symbol>' like its CSV
 -- file. Saving a report again deletes the old one first; the cascades remove its counts and
 -- findings (the store enables foreign keys on every connection).

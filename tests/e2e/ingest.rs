@@ -821,6 +821,15 @@ const ALPACA_KEY_VARIABLES: [&str; 4] = [
     "APCA_API_SECRET_KEY",
 ];
 
+/// [`mp`] with no Alpaca key anywhere in its environment.
+fn mp_without_alpaca_keys(dir: &Path) -> assert_cmd::Command {
+    let mut command = mp(dir);
+    for var in ALPACA_KEY_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// A configuration whose default provider is Alpaca.
 fn alpaca_default_config(dir: &Path) {
     std::fs::write(
@@ -836,10 +845,7 @@ fn a_killed_fake_job_resumes_with_its_own_provider_under_an_alpaca_default() {
     alpaca_default_config(dir.path());
     // Without a provider flag, the default (Alpaca) needs keys that are not there: exit 2,
     // naming the variables to set, and no job is created.
-    let mut plain = mp(dir.path());
-    for var in ALPACA_KEY_VARIABLES {
-        plain.env_remove(var);
-    }
+    let mut plain = mp_without_alpaca_keys(dir.path());
     plain
         .args([
             "--config",
@@ -882,10 +888,7 @@ fn a_killed_fake_job_resumes_with_its_own_provider_under_an_alpaca_default() {
     let id = job["id"].as_str().unwrap().to_owned();
 
     // --resume builds the job's provider (fake), not the configuration's default.
-    let mut resume = mp(dir.path());
-    for var in ALPACA_KEY_VARIABLES {
-        resume.env_remove(var);
-    }
+    let mut resume = mp_without_alpaca_keys(dir.path());
     let out = resume
         .args(["--config", "mp.yaml", "ingest", "--resume", &id])
         .assert()
@@ -915,10 +918,7 @@ fn resuming_a_job_whose_provider_lacks_credentials_names_the_variables() {
         session: SessionKind::Regular,
     };
     plant_pending_job(&dir.path().join("data"), id, spec);
-    let mut resume = mp(dir.path());
-    for var in ALPACA_KEY_VARIABLES {
-        resume.env_remove(var);
-    }
+    let mut resume = mp_without_alpaca_keys(dir.path());
     let out = resume.args(["ingest", "--resume", id]).assert().code(2);
     let stderr = text(&out.get_output().stderr);
     assert!(

@@ -44,6 +44,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections per store: writes are serialised anyway, a few readers are enough.
 const MAX_CONNECTIONS: u32 = 4;
 
+/// Migrations whose comments were edited after release, with the SHA-384 checksum of the
+/// text databases recorded before the edit (see `SqliteStore::accept_comment_only_edits`).
+/// Version 2: a comment cited a design document outside the repository.
+const COMMENT_ONLY_EDITS: [(i64, [u8; 48]); 1] = [(
+    2,
+    hex_checksum(
+        "65c18df3a86140ebea372b13d2c12df2b249a444af1ba70fb2dfd00cc4b648c7ca9e41a6883412078f2a3c1237ea33a4",
+    ),
+)];
+
+/// 96 hex digits as 48 bytes, at compile time.
+const fn hex_checksum(hex: &str) -> [u8; 48] {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("not a lower-case hex digit"),
+        }
+    }
+    let bytes = hex.as_bytes();
+    assert!(bytes.len() == 96, "a SHA-384 checksum has 96 hex digits");
+    let mut out = [0u8; 48];
+    let mut i = 0;
+    while i < 48 {
+        out[i] = (digit(bytes[2 * i]) << 4) | digit(bytes[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
 /// Attempts at applying migrations when another process migrates the same file concurrently.
 const MIGRATION_ATTEMPTS: usize = 10;
 
@@ -130,6 +160,9 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<Vec<i64>, RepositoryError> {
         let _guard = self.write_guard().await;
         let before = self.applied_versions().await?;
+        if !before.is_empty() {
+            self.accept_comment_only_edits().await?;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -148,6 +181,28 @@ impl SqliteStore {
         }
         let after = self.applied_versions().await?;
         Ok(after.difference(&before).copied().collect())
+    }
+
+    /// sqlx checksums a migration's whole text, comments included, and refuses a database
+    /// whose recorded checksum differs. A migration whose comments (only) were edited after
+    /// release is listed in [`COMMENT_ONLY_EDITS`] with its old checksum: a database that
+    /// recorded exactly that one is given the new checksum, so it opens as before.
+    async fn accept_comment_only_edits(&self) -> Result<(), RepositoryError> {
+        for (version, old_checksum) in COMMENT_ONLY_EDITS {
+            let Some(current) = MIGRATOR.iter().find(|m| m.version == version) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ? AND checksum = ?",
+            )
+            .bind(current.checksum.as_ref())
+            .bind(version)
+            .bind(old_checksum.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_sqlx("updating the checksum of an edited migration", e))?;
+        }
+        Ok(())
     }
 
     /// Closes every connection; later calls fail with `Unavailable`.

@@ -730,3 +730,51 @@ async fn several_stores_opening_a_fresh_file_at_once_all_succeed() {
         }
     }
 }
+
+/// The checksum a database created before migration 2's comment was edited recorded for it
+/// (SHA-384 of the migration's text then).
+const MIGRATION_2_CHECKSUM_BEFORE_THE_EDIT: &str = "65c18df3a86140ebea372b13d2c12df2b249a444af1ba70fb2dfd00cc4b648c7ca9e41a6883412078f2a3c1237ea33a4";
+
+#[tokio::test]
+async fn a_database_migrated_before_a_comment_edit_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store.create(&job("j1", 1)).await.unwrap();
+    store.close().await;
+    let old: Vec<u8> = (0..48)
+        .map(|i| {
+            u8::from_str_radix(&MIGRATION_2_CHECKSUM_BEFORE_THE_EDIT[2 * i..2 * i + 2], 16).unwrap()
+        })
+        .collect();
+    let pool = raw_pool(&db_path(&dir)).await;
+    let now: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_ne!(now, old, "the migration's text was edited");
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = ? WHERE version = 2")
+        .bind(&old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // An older database opens, keeps its rows, and records the new checksum.
+    let store = open(&dir).await;
+    assert!(
+        JobRepository::get(&store, &JobId::new("j1").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.close().await;
+    let pool = raw_pool(&db_path(&dir)).await;
+    let after: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after, now);
+    pool.close().await;
+}
