@@ -176,10 +176,10 @@ fn a_changed_march_rewrites_only_that_symbols_affected_partitions() {
         .map(|(path, _)| path.clone())
         .collect();
     let expected: Vec<PathBuf> = [
-        "frame=15m/symbol=MSFT/year=2024/month=03/part-0.parquet",
+        "frame=15m/symbol=MSFT/year=2024/month=3/part-0.parquet",
         "frame=1d/symbol=MSFT/year=2024/part-0.parquet",
         "frame=1h/symbol=MSFT/year=2024/part-0.parquet",
-        "frame=5m/symbol=MSFT/year=2024/month=03/part-0.parquet",
+        "frame=5m/symbol=MSFT/year=2024/month=3/part-0.parquet",
     ]
     .iter()
     .map(PathBuf::from)

@@ -145,7 +145,7 @@ fn three_symbols_2024_fill_the_lake() {
         assert_eq!(
             r.file,
             format!(
-                "frame=1m/symbol={}/year={}/month={:02}/part-0.parquet",
+                "frame=1m/symbol={}/year={}/month={}/part-0.parquet",
                 r.symbol,
                 date.year(),
                 date.month()
@@ -589,7 +589,7 @@ fn corrupt_file_fails_its_partition_only() {
             continue;
         }
         let rows = lake::read_file(&file, &lake_root);
-        let expected = if file.to_string_lossy().contains("month=01") {
+        let expected = if file.to_string_lossy().contains("month=1") {
             8190
         } else {
             7800
@@ -600,7 +600,7 @@ fn corrupt_file_fails_its_partition_only() {
     others.sort_by(|a, b| (&a.symbol, a.ts).cmp(&(&b.symbol, b.ts)));
     let good_others: Vec<Row> = good
         .iter()
-        .filter(|r| !(r.symbol == "AAPL" && r.file.contains("month=02")))
+        .filter(|r| !(r.symbol == "AAPL" && r.file.contains("month=2")))
         .cloned()
         .collect();
     lake::assert_same_rows(&others, &good_others, "the untouched partitions");

@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, TimestampNanosecondType};
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array as _, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The data file name of every partition.
 pub(crate) const PART_FILE: &str = "part-0.parquet";
 
-/// The columns of a lake file, in order (docs/storage.md).
+/// The columns of a lake file (lake format 2), in order (docs/storage.md): the symbol is the
+/// `symbol=` directory, not a column.
 pub(crate) const COLUMNS: [&str; 12] = [
-    "symbol",
     "ts",
     "open",
     "high",
@@ -28,6 +28,7 @@ pub(crate) const COLUMNS: [&str; 12] = [
     "vwap",
     "provider",
     "feed",
+    "origin",
     "ingested_at",
 ];
 
@@ -83,7 +84,7 @@ pub(crate) fn partition_file(data_dir: &Path, symbol: &str, year: i32, month: u3
         .join("frame=1m")
         .join(format!("symbol={symbol}"))
         .join(format!("year={year:04}"))
-        .join(format!("month={month:02}"))
+        .join(format!("month={month}"))
         .join(PART_FILE)
 }
 
@@ -123,6 +124,8 @@ pub(crate) struct Row {
     pub(crate) vwap: Option<f64>,
     pub(crate) provider: String,
     pub(crate) feed: Option<String>,
+    /// `provider` or `aggregate:1m`.
+    pub(crate) origin: String,
 }
 
 impl Row {
@@ -164,8 +167,12 @@ fn push_rows(batch: &RecordBatch, file: &str, rows: &mut Vec<Row>) {
         .collect();
     assert_eq!(names, COLUMNS, "columns of {file}");
     let col = |name: &str| batch.column_by_name(name).unwrap();
-    let symbol = col("symbol").as_string::<i32>();
-    let ts = col("ts").as_primitive::<TimestampNanosecondType>();
+    let symbol = file
+        .split('/')
+        .find_map(|part| part.strip_prefix("symbol="))
+        .unwrap_or_else(|| panic!("{file} is not under a symbol= directory"));
+    let ts = col("ts").as_primitive::<TimestampMicrosecondType>();
+    let origin = col("origin").as_string::<i32>();
     let f64s = |name| col(name).as_primitive::<Float64Type>().clone();
     let (open, high, low, close, vwap) = (
         f64s("open"),
@@ -181,8 +188,8 @@ fn push_rows(batch: &RecordBatch, file: &str, rows: &mut Vec<Row>) {
     let opt_i64 = |a: &arrow_array::Int64Array, i| a.is_valid(i).then(|| a.value(i));
     for i in 0..batch.num_rows() {
         rows.push(Row {
-            symbol: symbol.value(i).to_owned(),
-            ts: ts.value(i),
+            symbol: symbol.to_owned(),
+            ts: ts.value(i) * 1_000,
             file: file.to_owned(),
             open: open.value(i),
             high: high.value(i),
@@ -193,6 +200,7 @@ fn push_rows(batch: &RecordBatch, file: &str, rows: &mut Vec<Row>) {
             vwap: vwap.is_valid(i).then(|| vwap.value(i)),
             provider: provider.value(i).to_owned(),
             feed: feed.is_valid(i).then(|| feed.value(i).to_owned()),
+            origin: origin.value(i).to_owned(),
         });
     }
 }

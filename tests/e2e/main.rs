@@ -10,10 +10,12 @@ mod calendar;
 mod cli;
 mod config;
 mod ingest;
+mod interop;
 mod lake;
 mod library;
 mod providers;
 mod query;
+mod upgrade;
 mod validate;
 
 use assert_cmd::Command;

@@ -121,7 +121,7 @@ fn csv_json_table_and_limits_over_the_ingested_lake() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(csv.lines().count(), 6, "{csv}");
-    assert!(csv.starts_with("symbol,ts,open,high,low,close,volume,trade_count,vwap,provider,feed,ingested_at,year,month\n"), "{csv}");
+    assert!(csv.starts_with("symbol,ts,open,high,low,close,volume,trade_count,vwap,provider,feed,origin,ingested_at,year,month\n"), "{csv}");
     assert!(stderr.contains("truncated"), "{stderr}");
     let json = query_ok(
         dir.path(),
@@ -164,7 +164,7 @@ fn csv_json_table_and_limits_over_the_ingested_lake() {
     let empty = query_ok(dir.path(), &["select * from bars_5m", "--format", "csv"]);
     assert_eq!(
         empty,
-        "symbol,ts,open,high,low,close,volume,trade_count,vwap,provider,feed,ingested_at,year,month\n"
+        "symbol,ts,open,high,low,close,volume,trade_count,vwap,provider,feed,origin,ingested_at,year,month\n"
     );
     let empty = query_ok(dir.path(), &["select * from bars_1h", "--format", "json"]);
     assert_eq!(empty, "[]\n");
@@ -271,10 +271,10 @@ fn a_data_dir_without_a_lake_has_empty_views_and_stays_empty() {
         .skip(1)
         .map(|l| l.split(',').next().unwrap())
         .collect();
-    // The lake file's columns, then the two Hive partition columns.
-    let expected: Vec<&str> = lake::COLUMNS
-        .iter()
-        .copied()
+    // The Hive `symbol`, the lake file's columns, then the Hive `year` and `month`.
+    let expected: Vec<&str> = ["symbol"]
+        .into_iter()
+        .chain(lake::COLUMNS)
         .chain(["year", "month"])
         .collect();
     assert_eq!(columns, expected);
@@ -291,7 +291,7 @@ fn a_corrupt_lake_file_fails_the_query_and_a_syntax_error_is_still_usage() {
     let dir = tempfile::tempdir().unwrap();
     ingest(dir.path());
     let lake_root = lake::root(&dir.path().join("data"));
-    let partition = "frame=1m/symbol=MSFT/year=2024/month=02";
+    let partition = "frame=1m/symbol=MSFT/year=2024/month=2";
     let file = lake_root.join(partition).join("part-0.parquet");
     // Overwrite the footer (metadata length and magic): the file is no longer Parquet.
     let mut bytes = std::fs::read(&file).unwrap();

@@ -139,7 +139,7 @@ fn fixture_bars() -> Vec<FixtureBar> {
 }
 
 fn write_fixture_lake(data: &Path) {
-    let path = data.join("lake/frame=1m/symbol=FIX/year=2024/month=01/part-0.parquet");
+    let path = data.join("lake/frame=1m/symbol=FIX/year=2024/month=1/part-0.parquet");
     write_fixture(&path, &fixture_bars());
 }
 

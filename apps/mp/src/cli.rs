@@ -108,6 +108,21 @@ pub(crate) enum Command {
         command: ProvidersCommand,
     },
 
+    /// The lake's upkeep: `mp lake upgrade` rewrites partitions still in an older lake
+    /// format (docs/storage.md), `mp lake status` counts files per format.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+
+    /// Check the data directory and say what needs attention: exit 0 when every check
+    /// passes or only warns, 1 when one fails.
+    Health {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// IEX HIST files: download a day's TOPS capture for `--provider iex`.
     Iex {
         #[command(subcommand)]
@@ -125,6 +140,26 @@ pub(crate) enum Command {
     /// Print the manual page (roff, every command on one page) to stdout (e.g. mp man >
     /// ~/.local/share/man/man1/mp.1).
     Man,
+}
+
+/// `mp lake …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LakeCommand {
+    /// Rewrite every partition still in an older lake format in the current one, by the
+    /// crash-safe write protocol: safe to kill and run again; a lake already current is left
+    /// untouched. Aggregated partitions of format 1 get back the provider and feed of their
+    /// 1m bars.
+    Upgrade {
+        /// Print what would be rewritten and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Count the lake's partition files per format version.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `mp providers …`.

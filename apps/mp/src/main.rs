@@ -17,7 +17,10 @@ mod logging;
 mod progress;
 mod wiring;
 
-use cli::{Cli, Command, ConfigCommand, IexCommand, JobsCommand, OhlcvCommand, ProvidersCommand};
+use cli::{
+    Cli, Command, ConfigCommand, IexCommand, JobsCommand, LakeCommand, OhlcvCommand,
+    ProvidersCommand,
+};
 use commands::Context;
 use error::AppError;
 
@@ -91,6 +94,22 @@ fn run(cli: &Cli) -> Result<(), AppError> {
                     runtime()?.block_on(commands::providers::test(&ctx, name, &mut out))
                 }
             }
+        }
+        Command::Lake { command } => {
+            let (ctx, _) = context(cli)?;
+            let rt = runtime()?;
+            match command {
+                LakeCommand::Upgrade { dry_run } => {
+                    rt.block_on(commands::lake::upgrade(&ctx, *dry_run, &mut out))
+                }
+                LakeCommand::Status { json } => {
+                    rt.block_on(commands::lake::status(&ctx, *json, &mut out))
+                }
+            }
+        }
+        Command::Health { json } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::lake::health(&ctx, *json, &mut out))
         }
         Command::Iex {
             command: IexCommand::Fetch { date, force },

@@ -247,6 +247,7 @@ pub(crate) fn lake(data_dir: &Path, config: &Config) -> Result<ParquetLake, AppE
         LakeOptions {
             compression,
             max_row_group_size: config.lake.max_row_group_size,
+            ..LakeOptions::default()
         },
     ))
 }

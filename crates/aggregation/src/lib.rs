@@ -18,7 +18,7 @@ mod runner;
 pub use error::AggregateError;
 pub use report::{AggregationReport, FrameReport, UnitFailure};
 pub use runner::{
-    AGGREGATE_PROVIDER, AggregateDeps, AggregateOptions, AggregateProgress, AggregateRequest,
+    AGGREGATED_ORIGIN, AggregateDeps, AggregateOptions, AggregateProgress, AggregateRequest,
     Aggregator, DEFAULT_CONCURRENCY, NoProgress,
 };
 

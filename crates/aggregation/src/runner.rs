@@ -8,7 +8,8 @@ use marketpipe_domain::{
     Bar, DateRange, DomainEvent, PartitionPeriod, Symbol, Timeframe, Timestamp, resample,
 };
 use marketpipe_ports::{
-    BarStore, Clock, EventPublisher, PartitionKey, PartitionManifest, PartitionRecord, WriteMeta,
+    BarOrigin, BarSource, BarStore, Clock, EventPublisher, PartitionKey, PartitionManifest,
+    PartitionRecord, SourcedBars, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -16,8 +17,8 @@ use tracing::{debug, info, warn};
 use crate::error::AggregateError;
 use crate::report::{AggregationReport, FrameReport, UnitFailure};
 
-/// The `provider` written with aggregated bars: they are derived, not delivered.
-pub const AGGREGATE_PROVIDER: &str = "aggregate";
+/// What an aggregated bar's `origin` says: built from the 1m frame.
+pub const AGGREGATED_ORIGIN: BarOrigin = BarOrigin::Aggregated(Timeframe::M1);
 
 /// The ports the runner works through.
 #[derive(Debug, Clone)]
@@ -406,26 +407,22 @@ impl UnitWorker {
         unit: &Unit,
         report: &mut AggregationReport,
     ) -> Result<(), AggregateError> {
-        let meta = WriteMeta {
-            provider: AGGREGATE_PROVIDER.to_owned(),
-            feed: None,
-            ingested_at: self.deps.clock.now(),
-            job_id: None,
-        };
+        let ingested_at = self.deps.clock.now();
         // Yearly frames collect every month's buckets and are written once per unit.
-        let mut yearly: BTreeMap<PartitionKey, Vec<Bar>> = BTreeMap::new();
+        let mut yearly: BTreeMap<PartitionKey, Vec<(Bar, BarSource)>> = BTreeMap::new();
         let mut yearly_marks: BTreeMap<Timeframe, Vec<(PartitionKey, String)>> = BTreeMap::new();
         for source in &unit.sources {
-            let bars = self.deps.lake.read_partition(&source.key).await?;
+            let sourced = self.deps.lake.read_partition_sourced(&source.key).await?;
             report.sources_read += 1;
-            report.source_bars += bars.len() as u64;
+            report.source_bars += sourced.bars.len() as u64;
             for frame in &source.frames {
-                let built = resample(&bars, *frame)?;
+                let built = resample(&sourced.bars, *frame)?;
                 report.per_frame.entry(*frame).or_default().bars_computed += built.len() as u64;
+                let built = with_sources(*frame, &sourced, built);
                 match frame.partition_period() {
                     PartitionPeriod::Month => {
                         for (key, group) in by_partition(*frame, built) {
-                            self.write(&key, &group, &meta, report).await?;
+                            self.write(&key, group, ingested_at, report).await?;
                         }
                         if let Some(hash) = &source.content_hash {
                             self.deps
@@ -448,8 +445,8 @@ impl UnitWorker {
                 }
             }
         }
-        for (key, bars) in &yearly {
-            self.write(key, bars, &meta, report).await?;
+        for (key, bars) in yearly {
+            self.write(&key, bars, ingested_at, report).await?;
         }
         // Only after a frame's yearly partition is in place are its sources marked.
         for (frame, marks) in yearly_marks {
@@ -464,50 +461,88 @@ impl UnitWorker {
         Ok(())
     }
 
-    /// Writes one frame partition by the lake's protocol and records it in the manifest.
+    /// Writes one frame partition by the lake's protocol, with each bar's source, and
+    /// records it in the manifest. Bars of one source (nearly always all of them) go in one
+    /// write; each further source is one more merge-upsert of the same partition.
     async fn write(
         &self,
         key: &PartitionKey,
-        bars: &[Bar],
-        meta: &WriteMeta,
+        bars: Vec<(Bar, BarSource)>,
+        ingested_at: Timestamp,
         report: &mut AggregationReport,
     ) -> Result<(), AggregateError> {
-        if bars.is_empty() {
-            return Ok(());
+        let mut by_source: BTreeMap<BarSource, Vec<Bar>> = BTreeMap::new();
+        for (bar, source) in bars {
+            by_source.entry(source).or_default().push(bar);
         }
-        let outcome = self.deps.lake.write_partition(key, bars, meta).await?;
+        let mut last = None;
+        let (mut rewritten, mut changed) = (false, 0);
+        for (source, group) in by_source {
+            let meta = WriteMeta {
+                provider: source.provider,
+                feed: source.feed,
+                origin: AGGREGATED_ORIGIN,
+                ingested_at,
+                job_id: None,
+            };
+            let outcome = self.deps.lake.write_partition(key, &group, &meta).await?;
+            rewritten |= outcome.rewritten;
+            changed += outcome.inserted + outcome.updated;
+            last = Some(outcome);
+        }
+        let Some(outcome) = last else {
+            return Ok(());
+        };
         let frame_report = report.per_frame.entry(key.frame).or_default();
-        if outcome.rewritten {
+        if rewritten {
             frame_report.partitions_written += 1;
         } else {
             frame_report.partitions_unchanged += 1;
         }
-        frame_report.bars_changed += outcome.inserted + outcome.updated;
+        frame_report.bars_changed += changed;
         self.deps
             .manifest
-            .record(&PartitionRecord {
-                key: *key,
-                path: outcome.path,
-                rows: outcome.rows,
-                min_ts: outcome.min_ts,
-                max_ts: outcome.max_ts,
-                content_hash: outcome.content_hash,
-                job_id: None,
-                written_at: meta.ingested_at,
-            })
+            .record(&PartitionRecord::written(&outcome, None, ingested_at))
             .await?;
         Ok(())
     }
 }
 
+/// Each built bar with the source of its 1m bars (`BarSource::combine`: theirs when they
+/// share one, `mixed` where they differ).
+fn with_sources(frame: Timeframe, sourced: &SourcedBars, built: Vec<Bar>) -> Vec<(Bar, BarSource)> {
+    let used: BTreeSet<u32> = sourced.source_of.iter().copied().collect();
+    let unknown = || BarSource {
+        provider: BarSource::MIXED.to_owned(),
+        feed: None,
+    };
+    if used.len() <= 1 {
+        // One source for the whole partition (the usual case): no per-bar bucketing.
+        let source = used
+            .first()
+            .and_then(|&s| sourced.sources.get(s as usize))
+            .cloned()
+            .unwrap_or_else(unknown);
+        return built.into_iter().map(|b| (b, source.clone())).collect();
+    }
+    let by_bucket = sourced.bucket_sources(frame);
+    built
+        .into_iter()
+        .map(|b| {
+            let source = by_bucket.get(&b.ts).cloned().unwrap_or_else(unknown);
+            (b, source)
+        })
+        .collect()
+}
+
 /// Splits sorted frame bars into their partitions (consecutive runs, so order is kept).
-fn by_partition(frame: Timeframe, bars: Vec<Bar>) -> Vec<(PartitionKey, Vec<Bar>)> {
-    let mut out: Vec<(PartitionKey, Vec<Bar>)> = Vec::new();
-    for bar in bars {
-        let key = PartitionKey::for_bar(frame, bar.symbol, bar.ts);
+fn by_partition<T>(frame: Timeframe, bars: Vec<(Bar, T)>) -> Vec<(PartitionKey, Vec<(Bar, T)>)> {
+    let mut out: Vec<(PartitionKey, Vec<(Bar, T)>)> = Vec::new();
+    for item in bars {
+        let key = PartitionKey::for_bar(frame, item.0.symbol, item.0.ts);
         match out.last_mut() {
-            Some((last, group)) if *last == key => group.push(bar),
-            _ => out.push((key, vec![bar])),
+            Some((last, group)) if *last == key => group.push(item),
+            _ => out.push((key, vec![item])),
         }
     }
     out

@@ -93,6 +93,7 @@ impl Harness {
         let meta = WriteMeta {
             provider: "fake".into(),
             feed: None,
+            origin: marketpipe_ports::BarOrigin::Provider,
             ingested_at: Timestamp::parse_rfc3339("2026-11-27T11:00:00Z").unwrap(),
             job_id: None,
         };
@@ -107,6 +108,7 @@ impl Harness {
                 content_hash: outcome.content_hash,
                 job_id: None,
                 written_at: meta.ingested_at,
+                format_version: outcome.format_version,
             })
             .await
             .unwrap();
@@ -240,10 +242,10 @@ async fn a_second_run_reads_nothing_and_a_change_rewrites_only_its_partitions() 
     assert_eq!(
         changed,
         [
-            "frame=15m/symbol=MSFT/year=2024/month=03/part-0.parquet",
+            "frame=15m/symbol=MSFT/year=2024/month=3/part-0.parquet",
             "frame=1d/symbol=MSFT/year=2024/part-0.parquet",
             "frame=1h/symbol=MSFT/year=2024/part-0.parquet",
-            "frame=5m/symbol=MSFT/year=2024/month=03/part-0.parquet",
+            "frame=5m/symbol=MSFT/year=2024/month=3/part-0.parquet",
         ]
     );
     // The rewritten yearly file still holds every month, with March's new closes.
@@ -277,6 +279,7 @@ async fn full_rebuilds_and_includes_unrecorded_files() {
     let meta = WriteMeta {
         provider: "other".into(),
         feed: None,
+        origin: marketpipe_ports::BarOrigin::Provider,
         ingested_at: Timestamp::EPOCH,
         job_id: None,
     };
@@ -323,8 +326,8 @@ async fn symbols_and_dates_narrow_the_run() {
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
         [
-            "frame=30m/symbol=MSFT/year=2024/month=02/part-0.parquet",
-            "frame=30m/symbol=MSFT/year=2024/month=03/part-0.parquet",
+            "frame=30m/symbol=MSFT/year=2024/month=2/part-0.parquet",
+            "frame=30m/symbol=MSFT/year=2024/month=3/part-0.parquet",
             "frame=4h/symbol=MSFT/year=2024/part-0.parquet",
         ]
     );
@@ -397,6 +400,19 @@ impl BarStore for FailingReads {
     async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
         self.inner.read_partition_as_stored(key).await
     }
+    async fn read_partition_sourced(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<marketpipe_ports::SourcedBars, LakeError> {
+        if key.symbol == self.symbol {
+            return Err(LakeError::Corrupt {
+                path: format!("{key}"),
+                message: "unreadable for the test".into(),
+                source: None,
+            });
+        }
+        self.inner.read_partition_sourced(key).await
+    }
     async fn read_bars(&self, query: &BarQuery) -> Result<BarBatchStream, LakeError> {
         self.inner.read_bars(query).await
     }
@@ -412,6 +428,21 @@ impl BarStore for FailingReads {
         frame: Option<Timeframe>,
     ) -> Result<IntegrityReport, LakeError> {
         self.inner.check_integrity(frame).await
+    }
+    async fn list_formats(
+        &self,
+        frame: Option<Timeframe>,
+    ) -> Result<Vec<marketpipe_ports::StoredFormat>, LakeError> {
+        self.inner.list_formats(frame).await
+    }
+    async fn upgrade_partition(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<WriteOutcome>, LakeError> {
+        self.inner.upgrade_partition(key).await
+    }
+    async fn mark_format_current(&self) -> Result<(), LakeError> {
+        self.inner.mark_format_current().await
     }
 }
 

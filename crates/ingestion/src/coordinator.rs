@@ -10,9 +10,9 @@ use marketpipe_domain::{
     TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
 };
 use marketpipe_ports::{
-    Adjustment, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher, JobRepository,
-    MarketDataProvider, MetricSample, MetricsRepository, PartitionKey, PartitionManifest,
-    PartitionRecord, ProviderError, ProviderInfo, WorkItemRepository, WriteMeta,
+    Adjustment, BarOrigin, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher,
+    JobRepository, MarketDataProvider, MetricSample, MetricsRepository, PartitionKey,
+    PartitionManifest, PartitionRecord, ProviderError, ProviderInfo, WorkItemRepository, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -505,6 +505,7 @@ impl ItemRunner {
         let meta = WriteMeta {
             provider: self.spec.provider.clone(),
             feed: self.spec.feed.clone(),
+            origin: BarOrigin::Provider,
             ingested_at: self.deps.clock.now(),
             job_id: Some(self.job_id.clone()),
         };
@@ -523,16 +524,8 @@ impl ItemRunner {
                 report.partitions_unchanged += 1;
             }
             // Only after the file is in place is the partition recorded (write protocol step 4).
-            let record = PartitionRecord {
-                key: *key,
-                path: outcome.path.clone(),
-                rows: outcome.rows,
-                min_ts: outcome.min_ts,
-                max_ts: outcome.max_ts,
-                content_hash: outcome.content_hash.clone(),
-                job_id: Some(self.job_id.clone()),
-                written_at: meta.ingested_at,
-            };
+            let record =
+                PartitionRecord::written(&outcome, Some(self.job_id.clone()), meta.ingested_at);
             self.deps.manifest.record(&record).await.map_err(|e| {
                 ItemFailure::new(
                     ItemError::Manifest {

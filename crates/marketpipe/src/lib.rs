@@ -20,6 +20,7 @@
 //! # let meta = WriteMeta {
 //! #     provider: "fake".into(),
 //! #     feed: None,
+//! #     origin: marketpipe_ports::BarOrigin::Provider,
 //! #     ingested_at: Timestamp::parse_rfc3339("2024-02-01T00:00:00Z")?,
 //! #     job_id: None,
 //! # };
@@ -52,7 +53,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{
     DataFrame, DataType, Expr, Field, HiveOptions, IntoLazy, LazyFrame, Literal, PlRefPath,
-    PolarsError, Scalar, ScanArgsParquet, Schema, SortMultipleOptions, TimeUnit, TimeZone, col,
+    PolarsError, Scalar, ScanArgsParquet, Schema, SortMultipleOptions, TimeUnit, TimeZone,
+    UnionArgs, col, concat, lit,
 };
 
 pub use marketpipe_domain as domain;
@@ -66,7 +68,9 @@ pub use marketpipe_domain::{
     Timeframe, Timestamp, TradingCalendar,
 };
 pub use marketpipe_ports::PartitionKey;
-use marketpipe_ports::layout::{frame_dir, is_frame_dir_name, parse_symbol_dir, partition_file};
+use marketpipe_ports::layout::{
+    frame_dir, is_frame_dir_name, legacy_partition_file, parse_symbol_dir, partition_file,
+};
 
 /// The columns of [`load_ohlcv`]'s frames, in order. `ts` is the start of the bar,
 /// `Datetime(ns, "UTC")`; prices are `f64` (round to 9 decimals for the exact stored value);
@@ -175,6 +179,7 @@ pub fn schema() -> Schema {
 /// # let meta = WriteMeta {
 /// #     provider: "fake".into(),
 /// #     feed: None,
+/// #     origin: marketpipe_ports::BarOrigin::Provider,
 /// #     ingested_at: Timestamp::parse_rfc3339("2024-04-01T00:00:00Z")?,
 /// #     job_id: None,
 /// # };
@@ -235,6 +240,7 @@ pub fn load_ohlcv(
 /// # let meta = WriteMeta {
 /// #     provider: "fake".into(),
 /// #     feed: None,
+/// #     origin: marketpipe_ports::BarOrigin::Provider,
 /// #     ingested_at: Timestamp::parse_rfc3339("2024-02-01T00:00:00Z")?,
 /// #     job_id: None,
 /// # };
@@ -266,23 +272,34 @@ pub fn scan_ohlcv(
         lake: lake.to_path_buf(),
         source,
     };
-    let paths = files
-        .iter()
-        .map(|p| PlRefPath::try_from_path(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(polars_err)?;
     let args = ScanArgsParquet {
-        // The hive directories repeat what the columns hold (`symbol`) or only partition it
-        // (`frame`, `year`, `month`): keep them out of the frame.
+        // The symbol comes from the partition the file was found as (lake format 2 files
+        // hold no `symbol` column, format 1 files did); the other hive directories (`frame`,
+        // `year`, `month`) only partition it.
         hive_options: HiveOptions::new_disabled(),
         glob: false,
         ..ScanArgsParquet::default()
     };
+    // One scan per file: the lake may hold format-1 files (nanosecond `ts`) beside format-2
+    // ones (microseconds) until `mp lake upgrade`; each is cast to the frame's type.
+    let ts_type = DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC));
+    let scans = files
+        .iter()
+        .map(|(symbol, path)| {
+            let path = PlRefPath::try_from_path(path)?;
+            let scan =
+                LazyFrame::scan_parquet_files(vec![path].into_iter().collect(), args.clone())?;
+            Ok(scan.select(COLUMNS.map(|name| match name {
+                "symbol" => lit(symbol.as_str()).alias("symbol"),
+                "ts" => col("ts").cast(ts_type.clone()),
+                other => col(other),
+            })))
+        })
+        .collect::<Result<Vec<_>, PolarsError>>()
+        .map_err(polars_err)?;
     let (lo, hi) = TradingCalendar::xnys().utc_bounds(range);
-    let scan =
-        LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).map_err(polars_err)?;
+    let scan = concat(scans, UnionArgs::default()).map_err(polars_err)?;
     Ok(scan
-        .select(COLUMNS.map(col))
         .filter(col("ts").gt_eq(utc_lit(lo)).and(col("ts").lt(utc_lit(hi))))
         .sort(["symbol", "ts"], SortMultipleOptions::default()))
 }
@@ -354,13 +371,14 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, LoadError> {
 }
 
 /// The existing partition files of `symbols` (all stored symbols when empty) that can hold
-/// the session dates of `range`, in symbol then period order.
+/// the session dates of `range`, in symbol then period order, each with its symbol: the
+/// current location, or lake format 1's (`month=01`) while the partition is not upgraded.
 fn partition_files(
     lake: &Path,
     symbols: &[Symbol],
     range: DateRange,
     frame: Timeframe,
-) -> Result<Vec<PathBuf>, LoadError> {
+) -> Result<Vec<(Symbol, PathBuf)>, LoadError> {
     let symbols: BTreeSet<Symbol> = if symbols.is_empty() {
         list_dir(&frame_dir(lake, frame))?
             .iter()
@@ -380,7 +398,14 @@ fn partition_files(
         .collect();
     Ok(keys
         .iter()
-        .map(|key| partition_file(lake, key))
-        .filter(|path| path.is_file())
+        .filter_map(|key| {
+            let current = partition_file(lake, key);
+            if current.is_file() {
+                return Some((key.symbol, current));
+            }
+            legacy_partition_file(lake, key)
+                .filter(|legacy| legacy.is_file())
+                .map(|legacy| (key.symbol, legacy))
+        })
         .collect())
 }

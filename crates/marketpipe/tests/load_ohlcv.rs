@@ -77,6 +77,7 @@ impl Lake {
         let meta = WriteMeta {
             provider: "fake".into(),
             feed: Some("test".into()),
+            origin: marketpipe_ports::BarOrigin::Provider,
             ingested_at: ts("2024-12-31T00:00:00Z"),
             job_id: None,
         };

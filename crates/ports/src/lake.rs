@@ -74,6 +74,149 @@ impl fmt::Display for PartitionKey {
     }
 }
 
+/// The lake file format that every write produces (docs/storage.md, "Format versions"): 2
+/// since issue 13 (microsecond timestamps, no `symbol` column, `month=1` directories, an
+/// `origin` column). Format 1 files are read until `mp lake upgrade` rewrites them.
+pub const LAKE_FORMAT_VERSION: u32 = 2;
+
+/// What built a stored bar: the lake's `origin` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BarOrigin {
+    /// Delivered by the provider named in the bar's `provider` column (`provider`).
+    Provider,
+    /// Built by aggregation from the frame's bars (`aggregate:1m`); `provider` and `feed`
+    /// then name the source bars' provider and feed, or `mixed` when they differ.
+    Aggregated(Timeframe),
+}
+
+impl BarOrigin {
+    /// The column's value for bars delivered by a provider.
+    pub const PROVIDER: &'static str = "provider";
+    /// The prefix of the column's value for aggregated bars (`aggregate:` + source frame).
+    pub const AGGREGATE_PREFIX: &'static str = "aggregate:";
+
+    /// Parses the column's value; `None` for a value this version does not know.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == Self::PROVIDER {
+            return Some(Self::Provider);
+        }
+        let frame = text.strip_prefix(Self::AGGREGATE_PREFIX)?;
+        Timeframe::ALL
+            .into_iter()
+            .find(|f| f.as_str() == frame)
+            .map(Self::Aggregated)
+    }
+}
+
+impl fmt::Display for BarOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Provider => f.write_str(Self::PROVIDER),
+            Self::Aggregated(from) => write!(f, "{}{from}", Self::AGGREGATE_PREFIX),
+        }
+    }
+}
+
+/// Who delivered stored bars: a provider and its feed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BarSource {
+    /// Provider name (`alpaca`, `fake`, … or `mixed`).
+    pub provider: String,
+    /// Provider feed (`iex`, `sip`, …), when it has one.
+    pub feed: Option<String>,
+}
+
+impl BarSource {
+    /// The `provider` (or `feed`) of bars built from bars of more than one provider (or
+    /// feed).
+    pub const MIXED: &'static str = "mixed";
+
+    /// The `provider` lake format 1 wrote on every aggregated bar, whatever its 1m bars'
+    /// provider was (the upgrade restores the real one).
+    pub const LEGACY_AGGREGATE: &'static str = "aggregate";
+
+    /// Whether this is format 1's placeholder for an aggregated bar's provider.
+    pub fn is_legacy_aggregate(&self) -> bool {
+        self.provider == Self::LEGACY_AGGREGATE
+    }
+
+    /// The source of bars built from bars of `self` and `other`: each field kept where they
+    /// agree, [`BarSource::MIXED`] where they differ.
+    #[must_use]
+    pub fn combine(self, other: &Self) -> Self {
+        let provider = if self.provider == other.provider {
+            self.provider
+        } else {
+            Self::MIXED.to_owned()
+        };
+        let feed = if self.feed == other.feed {
+            self.feed
+        } else {
+            Some(Self::MIXED.to_owned())
+        };
+        Self { provider, feed }
+    }
+
+    /// The source of bars built from bars of `sources`; `None` when there are none.
+    pub fn combine_all<'a>(mut sources: impl Iterator<Item = &'a Self>) -> Option<Self> {
+        let first = sources.next()?.clone();
+        Some(sources.fold(first, Self::combine))
+    }
+}
+
+/// A partition's bars with the source of each.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourcedBars {
+    /// The bars, sorted by `ts`, unique `ts`.
+    pub bars: Vec<Bar>,
+    /// The distinct sources.
+    pub sources: Vec<BarSource>,
+    /// For each bar, its index in `sources`.
+    pub source_of: Vec<u32>,
+}
+
+impl SourcedBars {
+    /// The combined source ([`BarSource::combine`]) of the bars of each `frame` bucket
+    /// (the domain's `bucket_start`), by bucket start: the source of each bar built from
+    /// these by resampling.
+    pub fn bucket_sources(
+        &self,
+        frame: Timeframe,
+    ) -> std::collections::BTreeMap<Timestamp, BarSource> {
+        let mut out: std::collections::BTreeMap<Timestamp, BarSource> =
+            std::collections::BTreeMap::new();
+        for (i, bar) in self.bars.iter().enumerate() {
+            let Some(source) = self.source(i) else {
+                continue;
+            };
+            let start = marketpipe_domain::bucket_start(frame, bar.ts);
+            let combined = match out.remove(&start) {
+                Some(acc) => acc.combine(source),
+                None => source.clone(),
+            };
+            out.insert(start, combined);
+        }
+        out
+    }
+
+    /// The source of bar `i`.
+    pub fn source(&self, i: usize) -> Option<&BarSource> {
+        let index = *self.source_of.get(i)?;
+        self.sources.get(usize::try_from(index).ok()?)
+    }
+}
+
+/// One stored partition file and the lake format it is written in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFormat {
+    /// The partition.
+    pub key: PartitionKey,
+    /// The file, relative to the lake root.
+    pub path: String,
+    /// Its format version (1 when the file records none).
+    pub version: u32,
+}
+
 /// Provenance written with each bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteMeta {
@@ -81,6 +224,8 @@ pub struct WriteMeta {
     pub provider: String,
     /// Provider feed.
     pub feed: Option<String>,
+    /// What built the bars.
+    pub origin: BarOrigin,
     /// When the bars were ingested.
     pub ingested_at: Timestamp,
     /// The job that wrote them.
@@ -108,6 +253,8 @@ pub struct WriteOutcome {
     pub min_ts: Option<Timestamp>,
     /// Last `ts` stored.
     pub max_ts: Option<Timestamp>,
+    /// The lake format of the file as it now is.
+    pub format_version: u32,
 }
 
 /// What to read.
@@ -173,6 +320,10 @@ pub trait BarStore: Send + Sync + fmt::Debug {
     /// removing duplicates: what validation must see (empty when the file does not exist).
     async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError>;
 
+    /// Every bar of one partition with who delivered it, sorted by `ts` (empty when it does
+    /// not exist): what aggregation needs to carry provenance into the frames.
+    async fn read_partition_sourced(&self, key: &PartitionKey) -> Result<SourcedBars, LakeError>;
+
     /// Streams the bars of `query`, partition by partition.
     async fn read_bars(&self, query: &BarQuery) -> Result<BarBatchStream, LakeError>;
 
@@ -186,6 +337,24 @@ pub trait BarStore: Send + Sync + fmt::Debug {
     /// Reads every file (of `frame`, or all) and reports unreadable or inconsistent ones.
     async fn check_integrity(&self, frame: Option<Timeframe>)
     -> Result<IntegrityReport, LakeError>;
+
+    /// Every partition file (of `frame`, or all) with the lake format it is written in,
+    /// sorted by key; a partition whose format-1 file still sits beside its format-2 file
+    /// (an interrupted upgrade) is listed twice, once per file.
+    async fn list_formats(&self, frame: Option<Timeframe>) -> Result<Vec<StoredFormat>, LakeError>;
+
+    /// Rewrites a partition in [`LAKE_FORMAT_VERSION`] by the write protocol when it is
+    /// stored in an older format, keeping every row, its provenance and `ingested_at`, and
+    /// moving it to its current location. `None` when the partition has no file;
+    /// `rewritten: false` when it was already current. Idempotent.
+    async fn upgrade_partition(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<WriteOutcome>, LakeError>;
+
+    /// Records that every partition file is in [`LAKE_FORMAT_VERSION`] (the lake root's
+    /// `layout::FORMAT_MARKER`), once an upgrade has left nothing older.
+    async fn mark_format_current(&self) -> Result<(), LakeError>;
 }
 
 #[cfg(test)]

@@ -2,13 +2,17 @@
 //! lake (the Parquet adapter, the DuckDB views, the polars facade):
 //!
 //! ```text
-//! <root>/frame=<tf>/symbol=<SYM>/year=<YYYY>/month=<MM>/part-0.parquet   (frames up to 30m)
+//! <root>/frame=<tf>/symbol=<SYM>/year=<YYYY>/month=<M>/part-0.parquet    (frames up to 30m)
 //! <root>/frame=<tf>/symbol=<SYM>/year=<YYYY>/part-0.parquet              (1h, 4h, 1d)
 //! ```
 //!
-//! Directory names are Hive `name=value` pairs; the year has exactly four digits and the
-//! month two, as written, and parsing is as strict as writing so that a stray directory is
-//! never taken for a partition. Only path arithmetic here (`std::path`), no file access.
+//! Directory names are Hive `name=value` pairs. The year has exactly four digits; the month
+//! is written without a leading zero (`month=3`), so that every reader's Hive type inference
+//! (DuckDB, polars, pyarrow, Spark) reads it as an integer, as it does the year: DuckDB keeps
+//! a value with a leading zero as text. Lake format 1 wrote `month=03`; that spelling is still
+//! parsed (as a format-1 location, [`legacy_partition_file`]) until `mp lake upgrade` moves
+//! the file. Parsing is as strict as writing, so a stray directory is never taken for a
+//! partition. Only path arithmetic here (`std::path`), no file access.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +22,13 @@ use crate::lake::PartitionKey;
 
 /// The data file of every partition.
 pub const PART_FILE: &str = "part-0.parquet";
+
+/// A file at the lake root holding the lake format version (`2`) when every partition file
+/// is known to be in it: written with a new lake's first partition and by `mp lake upgrade`
+/// once nothing older is left. Readers that need to know whether older files may be present
+/// (the DuckDB views) read it; without it they assume they may. It starts with a dot, so the
+/// Parquet readers skip it.
+pub const FORMAT_MARKER: &str = ".lake-format";
 
 /// The glob of partition data files: it matches [`PART_FILE`] and never the write protocol's
 /// lock and temporary files, which start with `.part-0.parquet.` and do not end in `.parquet`.
@@ -38,8 +49,13 @@ pub fn year_dir_name(year: i32) -> String {
     format!("year={year:04}")
 }
 
-/// `month=01` (two digits).
+/// `month=1` … `month=12` (no leading zero).
 pub fn month_dir_name(month: u32) -> String {
+    format!("month={month}")
+}
+
+/// `month=01` … `month=12`: lake format 1's spelling, read until upgraded, never written.
+pub fn legacy_month_dir_name(month: u32) -> String {
     format!("month={month:02}")
 }
 
@@ -94,6 +110,16 @@ pub fn partition_file(root: &Path, key: &PartitionKey) -> PathBuf {
     partition_dir(root, key).join(PART_FILE)
 }
 
+/// Where lake format 1 kept a monthly partition's file (`month=01`); `None` for yearly
+/// frames, whose location did not change.
+pub fn legacy_partition_file(root: &Path, key: &PartitionKey) -> Option<PathBuf> {
+    let month = key.month?;
+    let mut dir = symbol_dir(root, key.frame, key.symbol);
+    dir.push(year_dir_name(key.year));
+    dir.push(legacy_month_dir_name(month));
+    Some(dir.join(PART_FILE))
+}
+
 /// The glob of a frame's data files relative to the lake root, naming every directory level:
 /// `frame=1m/symbol=*/year=*/month=*/part-*.parquet`, `frame=1d/symbol=*/year=*/part-*.parquet`.
 pub fn frame_glob(frame: Timeframe) -> String {
@@ -132,13 +158,23 @@ pub fn parse_year_dir(dir_name: &str) -> Option<i32> {
     value.parse().ok()
 }
 
-/// `month=01` -> 1 (exactly two digits, 01–12, as written).
+/// `month=1` -> 1, and format 1's `month=01` -> 1: 1–12 without a leading zero, or exactly
+/// two digits 01–12 (see [`is_legacy_month_dir`]).
 pub fn parse_month_dir(dir_name: &str) -> Option<u32> {
     let value = hive_value(dir_name, "month")?;
-    if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    let canonical = !value.starts_with('0') && (1..=2).contains(&value.len());
+    let legacy = value.len() == 2 && value.starts_with('0');
+    if !(canonical || legacy) || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     value.parse().ok().filter(|m| (1..=12).contains(m))
+}
+
+/// Whether a month directory is spelled as lake format 1 wrote it (`month=01` … `month=09`;
+/// `month=10` … `month=12` are the same in both formats).
+pub fn is_legacy_month_dir(dir_name: &str) -> bool {
+    hive_value(dir_name, "month").is_some_and(|v| v.len() == 2 && v.starts_with('0'))
+        && parse_month_dir(dir_name).is_some()
 }
 
 /// The partition of a file given the directory names between the frame directory and the
@@ -177,10 +213,22 @@ mod tests {
         assert_eq!(parse_year_dir("year=2024"), Some(2024));
         assert_eq!(parse_year_dir("year=24"), None);
         assert_eq!(parse_year_dir("year=+024"), None);
+        assert_eq!(parse_month_dir("month=1"), Some(1));
+        assert_eq!(parse_month_dir("month=12"), Some(12));
         assert_eq!(parse_month_dir("month=01"), Some(1));
-        assert_eq!(parse_month_dir("month=1"), None);
-        assert_eq!(parse_month_dir("month=13"), None);
-        assert_eq!(parse_month_dir("month=00"), None);
+        assert!(is_legacy_month_dir("month=01") && is_legacy_month_dir("month=09"));
+        assert!(!is_legacy_month_dir("month=1") && !is_legacy_month_dir("month=10"));
+        assert!(!is_legacy_month_dir("month=00"));
+        for bad in [
+            "month=13",
+            "month=00",
+            "month=0",
+            "month=001",
+            "month=+1",
+            "month=",
+        ] {
+            assert_eq!(parse_month_dir(bad), None, "{bad}");
+        }
         assert!(parse_partition_dirs(Timeframe::M1, &["symbol=A", "year=2024"]).is_none());
         assert!(
             parse_partition_dirs(Timeframe::D1, &["symbol=A", "year=2024", "month=01"]).is_none()
@@ -191,6 +239,24 @@ mod tests {
             relative_path(&key),
             "frame=5m/symbol=A/year=2024/month=12/part-0.parquet"
         );
+        let march = PartitionKey {
+            month: Some(3),
+            ..key
+        };
+        assert_eq!(
+            relative_path(&march),
+            "frame=5m/symbol=A/year=2024/month=3/part-0.parquet"
+        );
+        assert_eq!(
+            legacy_partition_file(Path::new("/l"), &march).unwrap(),
+            Path::new("/l/frame=5m/symbol=A/year=2024/month=03/part-0.parquet")
+        );
+        let daily = PartitionKey {
+            frame: Timeframe::D1,
+            month: None,
+            ..key
+        };
+        assert!(legacy_partition_file(Path::new("/l"), &daily).is_none());
         assert!(is_frame_dir_name("frame=1m") && is_frame_dir_name("frame=x"));
         assert!(!is_frame_dir_name("frames=1m") && !is_frame_dir_name("lake"));
     }

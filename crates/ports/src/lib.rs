@@ -22,8 +22,9 @@ pub mod query;
 pub use error::{BoxError, LakeError, ProviderError, PublishError, QueryError, RepositoryError};
 pub use events::{Clock, CollectingPublisher, EventPublisher, FixedClock, SystemClock};
 pub use lake::{
-    BarBatchStream, BarQuery, BarStore, IntegrityProblem, IntegrityReport, PartitionInfo,
-    PartitionKey, WriteMeta, WriteOutcome,
+    BarBatchStream, BarOrigin, BarQuery, BarSource, BarStore, IntegrityProblem, IntegrityReport,
+    LAKE_FORMAT_VERSION, PartitionInfo, PartitionKey, SourcedBars, StoredFormat, WriteMeta,
+    WriteOutcome,
 };
 pub use metadata::{
     DailySummaryRepository, JobRepository, JobSummary, MetricSample, MetricsRepository,

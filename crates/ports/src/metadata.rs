@@ -12,7 +12,7 @@ use marketpipe_domain::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::RepositoryError;
-use crate::lake::PartitionKey;
+use crate::lake::{PartitionKey, WriteOutcome};
 
 /// A job as listed by `mp jobs list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,25 @@ pub struct PartitionRecord {
     pub job_id: Option<JobId>,
     /// When it was last written.
     pub written_at: Timestamp,
+    /// The lake format of the file (`LAKE_FORMAT_VERSION` for every file written now).
+    pub format_version: u32,
+}
+
+impl PartitionRecord {
+    /// The record of a partition as a write left it (write protocol step 5).
+    pub fn written(outcome: &WriteOutcome, job_id: Option<JobId>, written_at: Timestamp) -> Self {
+        Self {
+            key: outcome.key,
+            path: outcome.path.clone(),
+            rows: outcome.rows,
+            min_ts: outcome.min_ts,
+            max_ts: outcome.max_ts,
+            content_hash: outcome.content_hash.clone(),
+            job_id,
+            written_at,
+            format_version: outcome.format_version,
+        }
+    }
 }
 
 /// The partition manifest: drives incremental aggregation and gap detection.

@@ -71,6 +71,35 @@ impl BarStore for MemLake {
     async fn check_integrity(&self, _f: Option<Timeframe>) -> Result<IntegrityReport, LakeError> {
         Ok(IntegrityReport::default())
     }
+    async fn read_partition_sourced(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<marketpipe_ports::SourcedBars, LakeError> {
+        let bars = self.read_partition(key).await?;
+        Ok(marketpipe_ports::SourcedBars {
+            source_of: vec![0; bars.len()],
+            sources: vec![marketpipe_ports::BarSource {
+                provider: "mem".into(),
+                feed: None,
+            }],
+            bars,
+        })
+    }
+    async fn list_formats(
+        &self,
+        _f: Option<Timeframe>,
+    ) -> Result<Vec<marketpipe_ports::StoredFormat>, LakeError> {
+        Ok(Vec::new())
+    }
+    async fn upgrade_partition(
+        &self,
+        _k: &PartitionKey,
+    ) -> Result<Option<WriteOutcome>, LakeError> {
+        Ok(None)
+    }
+    async fn mark_format_current(&self) -> Result<(), LakeError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]

@@ -5,6 +5,7 @@ pub(crate) mod calendar;
 pub(crate) mod config;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
+pub(crate) mod lake;
 pub(crate) mod migrate;
 pub(crate) mod providers;
 pub(crate) mod query;

@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use duckdb::Connection;
 use marketpipe_domain::Timeframe;
 use marketpipe_ports::error::QueryError;
+use marketpipe_ports::lake::LAKE_FORMAT_VERSION;
+use marketpipe_ports::layout::FORMAT_MARKER;
 use marketpipe_ports::query::{Cell, QueryEngine, QueryResult};
 
 use crate::convert::column_cells;
 use crate::guard::{self, Checked};
-use crate::views::{create_view, glob, literal};
+use crate::views::{ViewSource, create_view, glob, literal};
 
 /// The query engine over a lake: DuckDB in memory, one view per timeframe (`bars_1m`,
 /// `bars_5m`, `bars_15m`, `bars_30m`, `bars_1h`, `bars_4h`, `bars_1d`).
@@ -37,11 +39,11 @@ struct Inner {
     probe: Mutex<Connection>,
 }
 
-/// The database and which views currently read files.
+/// The database and what each view currently reads.
 struct State {
     conn: Connection,
-    /// Per frame of [`Timeframe::ALL`]: whether its view reads files (else it is empty).
-    reads_files: [bool; Timeframe::ALL.len()],
+    /// Per frame of [`Timeframe::ALL`]: what its view reads.
+    sources: [ViewSource; Timeframe::ALL.len()],
 }
 
 impl fmt::Debug for DuckDbEngine {
@@ -67,7 +69,7 @@ impl DuckDbEngine {
         let root = absolute_root(lake_root)?;
         let mut state = State {
             conn: empty_views(&root)?,
-            reads_files: [false; Timeframe::ALL.len()],
+            sources: [ViewSource::Empty; Timeframe::ALL.len()],
         };
         refresh_views(&root, &mut state)?;
         let probe = empty_views(&root)?;
@@ -265,7 +267,7 @@ fn empty_views(root: &Path) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory().map_err(|e| backend("cannot open DuckDB", e))?;
     sandbox(&conn, root)?;
     for frame in Timeframe::ALL {
-        conn.execute_batch(&create_view(root, frame, false))
+        conn.execute_batch(&create_view(root, frame, ViewSource::Empty))
             .map_err(|e| backend("cannot create the views", e))?;
     }
     Ok(conn)
@@ -308,15 +310,36 @@ fn refresh_views(root: &Path, state: &mut State) -> Result<(), QueryError> {
                 |row| row.get(0),
             )
             .map_err(|e| backend("cannot list the lake", e))?;
-        if has_files != state.reads_files[i] {
-            state
-                .conn
-                .execute_batch(&create_view(root, frame, has_files))
-                .map_err(|e| backend("cannot create a view", e))?;
-            state.reads_files[i] = has_files;
+        let source = match (has_files, format_is_current(root)) {
+            (false, _) => ViewSource::Empty,
+            (true, true) => ViewSource::Current,
+            (true, false) => ViewSource::Mixed,
+        };
+        if source != state.sources[i] {
+            let created = state.conn.execute_batch(&create_view(root, frame, source));
+            match created {
+                Ok(()) => {}
+                // Binding every footer failed (a corrupt file): read as one schema instead,
+                // so the other frames stay queryable and a query of this one fails naming
+                // the file (a lake of one format reads right either way).
+                Err(_) if source == ViewSource::Mixed => state
+                    .conn
+                    .execute_batch(&create_view(root, frame, ViewSource::Current))
+                    .map_err(|e| backend("cannot create a view", e))?,
+                Err(e) => return Err(backend("cannot create a view", e)),
+            }
+            state.sources[i] = source;
         }
     }
     Ok(())
+}
+
+/// Whether the lake root's format marker says every file is of the current lake format.
+fn format_is_current(root: &Path) -> bool {
+    std::fs::read_to_string(root.join(FORMAT_MARKER))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        == Some(LAKE_FORMAT_VERSION)
 }
 
 /// An engine failure.

@@ -45,6 +45,7 @@ async fn write(lake: &ParquetLake, frame: Timeframe, bars: &[Bar]) {
     let meta = WriteMeta {
         provider: "fake".into(),
         feed: None,
+        origin: marketpipe_ports::BarOrigin::Provider,
         ingested_at: ts("2024-06-01T12:00:00Z"),
         job_id: None,
     };
@@ -132,7 +133,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-const DESCRIBED: [(&str, &str); 14] = [
+const DESCRIBED: [(&str, &str); 15] = [
     ("symbol", "VARCHAR"),
     ("ts", "TIMESTAMP WITH TIME ZONE"),
     ("open", "DOUBLE"),
@@ -144,6 +145,7 @@ const DESCRIBED: [(&str, &str); 14] = [
     ("vwap", "DOUBLE"),
     ("provider", "VARCHAR"),
     ("feed", "VARCHAR"),
+    ("origin", "VARCHAR"),
     ("ingested_at", "TIMESTAMP WITH TIME ZONE"),
     ("year", "INTEGER"),
     ("month", "INTEGER"),
@@ -239,7 +241,7 @@ async fn a_frame_without_files_is_an_empty_view_until_files_appear() {
     let engine = DuckDbEngine::open(&root).unwrap();
     let r = query(&engine, "select * from bars_5m").await;
     assert!(r.rows.is_empty());
-    assert_eq!(r.columns.len(), 14);
+    assert_eq!(r.columns.len(), DESCRIBED.len());
 
     let lake = ParquetLake::new(&root, LakeOptions::default());
     write(
@@ -259,7 +261,10 @@ async fn a_missing_lake_gives_empty_views_and_is_not_created() {
     let engine = DuckDbEngine::open(&root).unwrap();
     for view in DuckDbEngine::view_names() {
         let r = query(&engine, &format!("select * from {view}")).await;
-        assert!(r.rows.is_empty() && r.columns.len() == 14, "{view}");
+        assert!(
+            r.rows.is_empty() && r.columns.len() == DESCRIBED.len(),
+            "{view}"
+        );
     }
     assert!(!root.exists());
     assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
@@ -268,7 +273,7 @@ async fn a_missing_lake_gives_empty_views_and_is_not_created() {
 #[tokio::test]
 async fn temporary_and_lock_files_are_never_read() {
     let (_dir, root) = sample_lake().await;
-    let partition = root.join("frame=1m/symbol=AAPL/year=2024/month=01");
+    let partition = root.join("frame=1m/symbol=AAPL/year=2024/month=1");
     assert!(partition.join(".part-0.parquet.lock").exists());
     fs::write(partition.join(".part-0.parquet.tmp-99-0"), b"half-written").unwrap();
     fs::write(partition.join(".part-1.parquet"), b"not parquet").unwrap();
@@ -288,8 +293,8 @@ async fn an_unreadable_lake_file_fails_the_query_and_bad_sql_stays_invalid() {
     // The last file the 1m glob lists, so the failure comes while running, not binding; and
     // the first, where DuckDB reads the schema while binding.
     for file in [
-        "frame=1m/symbol=BRK.B/year=2024/month=01/part-0.parquet",
-        "frame=1m/symbol=AAPL/year=2024/month=01/part-0.parquet",
+        "frame=1m/symbol=BRK.B/year=2024/month=1/part-0.parquet",
+        "frame=1m/symbol=AAPL/year=2024/month=1/part-0.parquet",
     ] {
         let path = root.join(file);
         let good = fs::read(&path).unwrap();
@@ -551,4 +556,71 @@ async fn concurrent_queries_run_side_by_side() {
     let (a, b) = tokio::join!(a, b);
     assert_eq!(a.unwrap().rows, [vec![Cell::Int(60)]]);
     assert_eq!(b.unwrap().rows, [vec![Cell::Int(3)]]);
+}
+
+#[tokio::test]
+async fn format_1_files_beside_format_2_ones_read_as_one_view() {
+    // A lake midway through `mp lake upgrade`: AAPL's January in format 1 (`month=01`, a
+    // `symbol` column, nanoseconds, no `origin`), its February and a 5m partition of format
+    // 1 aggregated bars (`provider = aggregate`) beside format 2 files.
+    let dir = TempDir::new().unwrap();
+    let root = dir.path().join("lake");
+    let lake = ParquetLake::new(&root, LakeOptions::default());
+    let january = bars("AAPL", "2024-01-02T14:30:00Z", 30, MINUTE);
+    let key = PartitionKey::for_bar(Timeframe::M1, january[0].symbol, january[0].ts);
+    let at = ts("2024-06-01T12:00:00Z");
+    marketpipe_testkit::lake_v1::write_format_1(&root, &key, &january, "fake", None, at).unwrap();
+    write(
+        &lake,
+        Timeframe::M1,
+        &bars("AAPL", "2024-02-01T14:30:00Z", 20, MINUTE),
+    )
+    .await;
+    let five = bars("AAPL", "2024-01-02T14:30:00Z", 6, 5 * MINUTE);
+    let five_key = PartitionKey::for_bar(Timeframe::M5, five[0].symbol, five[0].ts);
+    marketpipe_testkit::lake_v1::write_format_1(&root, &five_key, &five, "aggregate", None, at)
+        .unwrap();
+    let engine = DuckDbEngine::open(&root).unwrap();
+    let r = query(
+        &engine,
+        "select month, count(*), min(symbol), min(origin), typeof(any_value(month)) \
+         from bars_1m group by month order by month",
+    )
+    .await;
+    assert_eq!(
+        r.rows,
+        [
+            vec![
+                Cell::Int(1),
+                Cell::Int(30),
+                text("AAPL"),
+                text("provider"),
+                text("INTEGER")
+            ],
+            vec![
+                Cell::Int(2),
+                Cell::Int(20),
+                text("AAPL"),
+                text("provider"),
+                text("INTEGER")
+            ],
+        ]
+    );
+    let r = query(
+        &engine,
+        "select count(*), min(origin), min(provider) from bars_5m",
+    )
+    .await;
+    assert_eq!(
+        r.rows,
+        [vec![Cell::Int(6), text("aggregate:1m"), text("aggregate")]]
+    );
+    // Both formats' instants are the same instants.
+    let r = query(
+        &engine,
+        "select min(ts) = TIMESTAMPTZ '2024-01-02 14:30:00+00', \
+         max(ts) = TIMESTAMPTZ '2024-02-01 14:49:00+00' from bars_1m",
+    )
+    .await;
+    assert_eq!(r.rows, [vec![Cell::Bool(true), Cell::Bool(true)]]);
 }

@@ -6,8 +6,8 @@ use marketpipe_domain::{PartitionPeriod, Timeframe};
 use marketpipe_ports::layout::frame_glob;
 
 /// The columns of every view, in order, with their DuckDB types (docs/storage.md, plus the
-/// Hive partition columns `year` and `month`; `symbol` is the `symbol=` directory).
-pub(crate) const COLUMNS: [(&str, &str); 14] = [
+/// Hive partition columns `symbol`, `year` and `month`).
+pub(crate) const COLUMNS: [(&str, &str); 15] = [
     ("symbol", "VARCHAR"),
     ("ts", "TIMESTAMPTZ"),
     ("open", "DOUBLE"),
@@ -19,6 +19,7 @@ pub(crate) const COLUMNS: [(&str, &str); 14] = [
     ("vwap", "DOUBLE"),
     ("provider", "VARCHAR"),
     ("feed", "VARCHAR"),
+    ("origin", "VARCHAR"),
     ("ingested_at", "TIMESTAMPTZ"),
     ("year", "INTEGER"),
     ("month", "INTEGER"),
@@ -43,11 +44,24 @@ pub(crate) fn glob(lake_root: &Path, frame: Timeframe) -> String {
     format!("{}/{}", root.trim_end_matches('/'), frame_glob(frame))
 }
 
-/// `CREATE OR REPLACE VIEW` for a frame: over its files when it has some, else an empty
-/// relation with the same columns and types.
-pub(crate) fn create_view(lake_root: &Path, frame: Timeframe, has_files: bool) -> String {
+/// What a view reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ViewSource {
+    /// No file: an empty relation with the view's columns.
+    Empty,
+    /// The frame's files, all of the current lake format (the lake root's format marker says
+    /// so): read as one schema, binding only the first file's footer.
+    Current,
+    /// The frame's files, possibly of several lake formats (no marker: a lake written before
+    /// format 2, or midway through `mp lake upgrade`): read by column name, which binds
+    /// every file's footer.
+    Mixed,
+}
+
+/// `CREATE OR REPLACE VIEW` for a frame over `source`.
+pub(crate) fn create_view(lake_root: &Path, frame: Timeframe, source: ViewSource) -> String {
     let name = view_name(frame);
-    if !has_files {
+    if source == ViewSource::Empty {
         let columns: Vec<String> = COLUMNS
             .iter()
             .map(|(c, t)| format!("CAST(NULL AS {t}) AS {c}"))
@@ -59,27 +73,52 @@ pub(crate) fn create_view(lake_root: &Path, frame: Timeframe, has_files: bool) -
     }
     let (hive_types, month) = match frame.partition_period() {
         PartitionPeriod::Month => (
-            "{'year': INTEGER, 'month': INTEGER}",
+            "{'symbol': VARCHAR, 'year': INTEGER, 'month': INTEGER}",
             "CAST(month AS INTEGER)",
         ),
         // A yearly frame has no month directory: naming one in hive_types is an error.
-        PartitionPeriod::Year => ("{'year': INTEGER}", "CAST(NULL AS INTEGER)"),
+        PartitionPeriod::Year => (
+            "{'symbol': VARCHAR, 'year': INTEGER}",
+            "CAST(NULL AS INTEGER)",
+        ),
     };
     // Explicit columns: the Hive parser also finds `frame=` (and any `key=value` directory
     // above the lake), which the views leave out. Casts to the type a column already has
-    // are free and keep filter pushdown.
+    // are free and keep filter pushdown. `symbol` is the directory's (lake format 2 files
+    // hold none; format 1 files hold the same value); format 1 files have no `origin`, and
+    // said `provider = aggregate` on aggregated bars.
     let columns: Vec<String> = COLUMNS
         .iter()
         .map(|(c, t)| match *c {
             "month" => format!("{month} AS month"),
+            "origin" => "CAST(COALESCE(origin, CASE WHEN provider = 'aggregate' THEN \
+                         'aggregate:1m' ELSE 'provider' END) AS VARCHAR) AS origin"
+                .to_owned(),
             _ => format!("CAST({c} AS {t}) AS {c}"),
         })
         .collect();
-    format!(
-        "CREATE OR REPLACE VIEW {name} AS SELECT {} FROM read_parquet({}, hive_partitioning = true, \
-         hive_types = {hive_types})",
-        columns.join(", "),
+    let scan = format!(
+        "read_parquet({}, hive_partitioning = true, hive_types = {hive_types}{})",
         literal(&glob(lake_root, frame)),
+        if source == ViewSource::Mixed {
+            ", union_by_name = true"
+        } else {
+            ""
+        }
+    );
+    // Mixed: until `mp lake upgrade`, format 1 files (a `symbol` column, nanosecond
+    // timestamps, no `origin`) sit beside format 2 ones; the empty relation joined by name
+    // supplies `origin` when no file has it.
+    let from = match source {
+        ViewSource::Mixed => format!(
+            "(SELECT * FROM {scan} UNION ALL BY NAME SELECT CAST(NULL AS VARCHAR) AS origin \
+             WHERE false)"
+        ),
+        _ => scan,
+    };
+    format!(
+        "CREATE OR REPLACE VIEW {name} AS SELECT {} FROM {from}",
+        columns.join(", "),
     )
 }
 
@@ -108,16 +147,20 @@ mod tests {
     #[test]
     fn views_name_all_columns() {
         for frame in Timeframe::ALL {
-            for has_files in [false, true] {
-                let sql = create_view(Path::new("/l"), frame, has_files);
+            for source in [ViewSource::Empty, ViewSource::Current, ViewSource::Mixed] {
+                let sql = create_view(Path::new("/l"), frame, source);
                 assert!(sql.contains(&format!("VIEW bars_{frame} ")), "{sql}");
                 for (c, _) in COLUMNS {
                     assert!(sql.contains(&format!(" AS {c}")), "{c} in {sql}");
                 }
             }
         }
-        let yearly = create_view(Path::new("/l"), Timeframe::H1, true);
-        assert!(yearly.contains("{'year': INTEGER}"));
+        let mixed = create_view(Path::new("/l"), Timeframe::M1, ViewSource::Mixed);
+        assert!(mixed.contains("union_by_name = true"), "{mixed}");
+        let current = create_view(Path::new("/l"), Timeframe::M1, ViewSource::Current);
+        assert!(!current.contains("union_by_name"), "{current}");
+        let yearly = create_view(Path::new("/l"), Timeframe::H1, ViewSource::Current);
+        assert!(yearly.contains("{'symbol': VARCHAR, 'year': INTEGER}"));
         assert!(!yearly.contains("'month'"));
     }
 }

@@ -3,14 +3,30 @@
 //! and globs) is defined once in [`marketpipe_ports::layout`], re-exported here for the
 //! adapter's modules.
 
+use std::path::{Path, PathBuf};
+
 use chrono::NaiveDate;
 use marketpipe_domain::calendar::ny_instant;
 use marketpipe_domain::{PartitionPeriod, Timestamp};
 use marketpipe_ports::lake::PartitionKey;
 pub(crate) use marketpipe_ports::layout::{
-    PART_FILE, frame_dir, frame_dir_name, parse_frame_dir, parse_month_dir, parse_partition_dirs,
-    parse_symbol_dir, parse_year_dir, partition_dir, partition_file, relative_path, symbol_dir,
+    PART_FILE, frame_dir, frame_dir_name, is_legacy_month_dir, legacy_partition_file,
+    parse_frame_dir, parse_month_dir, parse_partition_dirs, parse_symbol_dir, parse_year_dir,
+    partition_dir, partition_file, relative_path, symbol_dir,
 };
+
+/// The file a partition's rows are read from: its current location, or format 1's
+/// (`month=01`) while the partition has not been moved; the current location when neither
+/// exists.
+pub(crate) fn stored_file(root: &Path, key: &PartitionKey) -> PathBuf {
+    let current = partition_file(root, key);
+    if current.is_file() {
+        return current;
+    }
+    legacy_partition_file(root, key)
+        .filter(|legacy| legacy.is_file())
+        .unwrap_or(current)
+}
 
 /// The advisory lock file beside a partition's [`PART_FILE`] (never deleted: deleting lock
 /// files races).

@@ -41,19 +41,22 @@ use futures::StreamExt;
 use marketpipe_domain::{Bar, Symbol, TimeRange, Timeframe};
 use marketpipe_ports::error::LakeError;
 use marketpipe_ports::lake::{
-    BarBatchStream, BarQuery, BarStore, IntegrityProblem, IntegrityReport, PartitionInfo,
-    PartitionKey, WriteMeta, WriteOutcome,
+    BarBatchStream, BarQuery, BarSource, BarStore, IntegrityProblem, IntegrityReport,
+    PartitionInfo, PartitionKey, SourcedBars, StoredFormat, WriteMeta, WriteOutcome,
 };
 use parquet::basic::Encoding;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-pub use options::{LakeCompression, LakeOptions, ParseLakeCompressionError};
+pub use options::{
+    ColumnEncodings, LakeCompression, LakeOptions, ParseLakeCompressionError, PriceEncoding,
+};
 
-use crate::codec::{lake_schema, read_bars_file, sort_dedup_last};
+use crate::codec::{lake_schema, read_bars_file, read_file, read_format_version, sort_dedup_last};
 use crate::error::worker_failure;
-use crate::layout::{partition_bounds, partition_file};
+use crate::layout::{partition_bounds, partition_file, stored_file};
 use crate::scan::Found;
+use crate::write::Purpose;
 
 /// How many partition files are decoded at once by reads and the integrity check.
 const READ_AHEAD: usize = 2;
@@ -106,29 +109,66 @@ impl ParquetLake {
         self.inner.options
     }
 
-    /// The data file of a partition: `<root>/frame=<tf>/symbol=<SYM>/year=<YYYY>[/month=<MM>]/part-0.parquet`.
+    /// Where a partition's data file is written:
+    /// `<root>/frame=<tf>/symbol=<SYM>/year=<YYYY>[/month=<M>]/part-0.parquet`.
     pub fn partition_path(&self, key: &PartitionKey) -> PathBuf {
         partition_file(&self.inner.root, key)
     }
+
+    /// The write context of the protocol.
+    fn write_context(inner: &Inner) -> write::WriteContext<'_> {
+        write::WriteContext {
+            root: &inner.root,
+            schema: &inner.schema,
+            props: &inner.props,
+        }
+    }
 }
 
-/// Dictionary encoding only where values repeat (strings, the ingestion instant),
-/// delta encoding for the minute-spaced `ts`, row-group and page statistics everywhere, and
-/// the sort order recorded for readers.
+/// The writer properties of `options`: dictionary encoding where values repeat (strings,
+/// the ingestion instant), delta encoding for the minute-spaced `ts`, the measured price and
+/// count encodings ([`ColumnEncodings`]), row-group and page statistics everywhere, and the
+/// sort order (`ts`, column 0) recorded for readers.
 fn writer_properties(options: LakeOptions) -> WriterProperties {
+    let encodings = options.encodings;
     let mut builder = WriterProperties::builder()
-        .set_compression(options.compression.to_parquet())
+        .set_compression(options.compression.to_parquet(encodings.zstd_level))
         .set_max_row_group_row_count(Some(options.max_row_group_size.max(1)))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_dictionary_enabled(false)
         .set_column_encoding("ts".into(), Encoding::DELTA_BINARY_PACKED)
         .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 1,
+            column_idx: 0,
             descending: false,
             nulls_first: false,
         }]));
-    for column in ["symbol", "provider", "feed", "ingested_at"] {
+    for column in ["provider", "feed", "origin", "ingested_at"] {
         builder = builder.set_column_dictionary_enabled(column.into(), true);
+    }
+    let price_columns = [
+        (
+            ["open", "high", "low", "close"].as_slice(),
+            encodings.prices,
+        ),
+        (["vwap"].as_slice(), encodings.vwap),
+    ];
+    for (columns, encoding) in price_columns {
+        for column in columns {
+            builder = match encoding {
+                PriceEncoding::Plain => builder,
+                PriceEncoding::ByteStreamSplit => {
+                    builder.set_column_encoding((*column).into(), Encoding::BYTE_STREAM_SPLIT)
+                }
+                PriceEncoding::Dictionary => {
+                    builder.set_column_dictionary_enabled((*column).into(), true)
+                }
+            };
+        }
+    }
+    if encodings.delta_counts {
+        for column in ["volume", "trade_count"] {
+            builder = builder.set_column_encoding(column.into(), Encoding::DELTA_BINARY_PACKED);
+        }
     }
     builder.build()
 }
@@ -182,27 +222,52 @@ impl BarStore for ParquetLake {
         let inner = Arc::clone(&self.inner);
         let (key, bars, meta) = (*key, bars.to_vec(), meta.clone());
         blocking(self.partition_path(&key), move || {
-            let ctx = write::WriteContext {
-                root: &inner.root,
-                schema: &inner.schema,
-                props: &inner.props,
-            };
-            write::write_partition(&ctx, &key, bars, &meta)
+            let ctx = Self::write_context(&inner);
+            write::write_partition(&ctx, &key, bars, Purpose::Merge(&meta))?.ok_or_else(|| {
+                LakeError::InvalidBars {
+                    partition: key.to_string(),
+                    message: "the merge produced no outcome".to_owned(),
+                }
+            })
         })
         .await
     }
 
     async fn read_partition(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
-        let path = self.partition_path(key);
+        let path = stored_file(&self.inner.root, key);
         let symbol = key.symbol;
         blocking(path.clone(), move || read_partition_bars(&path, symbol)).await
     }
 
     async fn read_partition_as_stored(&self, key: &PartitionKey) -> Result<Vec<Bar>, LakeError> {
-        let path = self.partition_path(key);
+        let path = stored_file(&self.inner.root, key);
         let symbol = key.symbol;
         blocking(path.clone(), move || {
             Ok(read_bars_file(&path, symbol)?.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn read_partition_sourced(&self, key: &PartitionKey) -> Result<SourcedBars, LakeError> {
+        let path = stored_file(&self.inner.root, key);
+        let symbol = key.symbol;
+        blocking(path.clone(), move || {
+            let Some(mut rows) = read_file(&path, symbol)? else {
+                return Ok(SourcedBars::default());
+            };
+            sort_dedup_last(&mut rows.rows, |r| r.bar.ts.nanos());
+            Ok(SourcedBars {
+                bars: rows.rows.iter().map(|r| r.bar).collect(),
+                source_of: rows.rows.iter().map(|r| r.source).collect(),
+                sources: rows
+                    .sources
+                    .into_iter()
+                    .map(|s| BarSource {
+                        provider: s.provider,
+                        feed: s.feed,
+                    })
+                    .collect(),
+            })
         })
         .await
     }
@@ -217,7 +282,7 @@ impl BarStore for ParquetLake {
                 .filter(move |p| overlaps(&p.key, range)),
         )
         .map(move |info| {
-            let path = partition_file(&root, &info.key);
+            let path = root.join(&info.path);
             let symbol = info.key.symbol;
             blocking(path.clone(), move || {
                 let mut bars = read_partition_bars(&path, symbol)?;
@@ -298,6 +363,9 @@ impl BarStore for ParquetLake {
                 report.problems.push(problem);
             }
         }
+        report
+            .problems
+            .extend(scan::legacy_duplicates(&root, frame)?);
         report.problems.sort_by(|a, b| a.path.cmp(&b.path));
         tracing::debug!(
             root = %root.display(),
@@ -306,6 +374,48 @@ impl BarStore for ParquetLake {
             "lake integrity checked"
         );
         Ok(report)
+    }
+
+    async fn list_formats(&self, frame: Option<Timeframe>) -> Result<Vec<StoredFormat>, LakeError> {
+        let root = self.inner.root.clone();
+        blocking(root.clone(), move || {
+            let mut out = Vec::new();
+            for item in scan::inventory(&root, frame)? {
+                let Found::Partition(key, path) = item else {
+                    continue;
+                };
+                // A file removed since the walk (a concurrent upgrade) is no longer stored.
+                let Some(version) = read_format_version(&path)? else {
+                    continue;
+                };
+                out.push(StoredFormat {
+                    key,
+                    path: scan::relative_to(&root, &path),
+                    version,
+                });
+            }
+            out.sort_by(|a, b| (a.key, &a.path).cmp(&(b.key, &b.path)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mark_format_current(&self) -> Result<(), LakeError> {
+        let root = self.inner.root.clone();
+        blocking(root.clone(), move || write::write_format_marker(&root)).await
+    }
+
+    async fn upgrade_partition(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<WriteOutcome>, LakeError> {
+        let inner = Arc::clone(&self.inner);
+        let key = *key;
+        blocking(self.partition_path(&key), move || {
+            let ctx = Self::write_context(&inner);
+            write::write_partition(&ctx, &key, Vec::new(), Purpose::Upgrade)
+        })
+        .await
     }
 }
 

@@ -20,10 +20,10 @@ pub(crate) struct Merged {
 
 /// Merges `bars` (sorted, unique `ts`) into `stored` (sorted, unique `ts`): the new bar wins
 /// on equal `ts` and takes `meta`'s provenance. A new bar equal to the stored row in every
-/// field, provider and feed keeps the stored row as it is (its `ingested_at` too), so that a
+/// field, provider, feed and origin keeps the stored row as it is (its `ingested_at` too), so that a
 /// re-run changes nothing.
 pub(crate) fn merge(mut stored: Rows, bars: &[Bar], meta: &WriteMeta) -> Merged {
-    let source = stored.intern(&meta.provider, meta.feed.as_deref());
+    let source = stored.intern(&meta.provider, meta.feed.as_deref(), meta.origin);
     let ingested_at = meta.ingested_at.nanos();
     let new_row = |bar: &Bar| StoredRow {
         bar: *bar,
@@ -101,6 +101,7 @@ mod tests {
         WriteMeta {
             provider: provider.into(),
             feed: None,
+            origin: marketpipe_ports::lake::BarOrigin::Provider,
             ingested_at: Timestamp::from_nanos(at),
             job_id: None,
         }

@@ -11,7 +11,8 @@ use thiserror::Error;
 /// Hadoop-framed `LZ4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LakeCompression {
-    /// Zstandard at its default level (1): the best size for the speed. The default.
+    /// Zstandard (level from [`ColumnEncodings::zstd_level`]): the best size for the speed.
+    /// The default.
     #[default]
     Zstd,
     /// Snappy.
@@ -52,10 +53,11 @@ impl LakeCompression {
         }
     }
 
-    /// The Parquet codec with its default level.
-    pub(crate) fn to_parquet(self) -> Compression {
+    /// The Parquet codec, zstd at `zstd_level` (its default, 1, when out of range), the
+    /// others at their default level.
+    pub(crate) fn to_parquet(self, zstd_level: i32) -> Compression {
         match self {
-            Self::Zstd => Compression::ZSTD(ZstdLevel::default()),
+            Self::Zstd => Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()),
             Self::Snappy => Compression::SNAPPY,
             Self::Lz4 => Compression::LZ4_RAW,
             Self::Gzip => Compression::GZIP(GzipLevel::default()),
@@ -93,6 +95,45 @@ impl FromStr for LakeCompression {
     }
 }
 
+/// How the price columns (`open`, `high`, `low`, `close`, `vwap`) are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PriceEncoding {
+    /// Eight bytes a value, left to the codec.
+    Plain,
+    /// Parquet's `BYTE_STREAM_SPLIT`: the doubles' bytes grouped by position, so the codec
+    /// sees the sign, exponent and high mantissa bytes (which repeat) together.
+    ByteStreamSplit,
+    /// A dictionary of the distinct values per column chunk (falls back to plain when the
+    /// dictionary grows past Parquet's page limit).
+    Dictionary,
+}
+
+/// Per-column encoding choices of written files. The defaults are the ones measured best in
+/// docs/performance.md ("Lake format 2: bytes per bar"); every choice reads the same in
+/// every reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ColumnEncodings {
+    /// `open`, `high`, `low`, `close`.
+    pub prices: PriceEncoding,
+    /// `vwap` (not on the price grid, so it may want another encoding).
+    pub vwap: PriceEncoding,
+    /// `DELTA_BINARY_PACKED` for `volume` and `trade_count` (else plain).
+    pub delta_counts: bool,
+    /// The zstd level when the codec is zstd (1–22).
+    pub zstd_level: i32,
+}
+
+impl Default for ColumnEncodings {
+    fn default() -> Self {
+        Self {
+            prices: PriceEncoding::Dictionary,
+            vwap: PriceEncoding::ByteStreamSplit,
+            delta_counts: false,
+            zstd_level: 1,
+        }
+    }
+}
+
 /// How the lake writes files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LakeOptions {
@@ -100,6 +141,8 @@ pub struct LakeOptions {
     pub compression: LakeCompression,
     /// Rows per row group at most (a monthly 1m partition, ~8,000 rows, is one row group).
     pub max_row_group_size: usize,
+    /// Per-column encodings (tuning; the defaults are measured).
+    pub encodings: ColumnEncodings,
 }
 
 impl LakeOptions {
@@ -112,6 +155,7 @@ impl Default for LakeOptions {
         Self {
             compression: LakeCompression::default(),
             max_row_group_size: Self::DEFAULT_MAX_ROW_GROUP_SIZE,
+            encodings: ColumnEncodings::default(),
         }
     }
 }

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use marketpipe_domain::calendar::ny_date;
 use marketpipe_domain::{PartitionPeriod, Symbol, Timeframe};
 use marketpipe_ports::error::LakeError;
-use marketpipe_ports::lake::{PartitionInfo, PartitionKey};
+use marketpipe_ports::lake::{IntegrityProblem, PartitionInfo, PartitionKey};
 
 use crate::codec::read_file;
 use crate::error::io_error;
 use crate::layout::{
-    PART_FILE, frame_dir, frame_dir_name, parse_frame_dir, parse_month_dir, parse_partition_dirs,
-    parse_symbol_dir, parse_year_dir, partition_bounds, relative_path, symbol_dir,
+    PART_FILE, frame_dir, frame_dir_name, is_legacy_month_dir, parse_frame_dir, parse_month_dir,
+    parse_partition_dirs, parse_symbol_dir, parse_year_dir, partition_bounds, symbol_dir,
 };
 use crate::write::{PartitionLock, is_temp_name};
 
@@ -50,7 +50,19 @@ fn entries(dir: &Path) -> Result<Vec<Entry>, LakeError> {
     Ok(out)
 }
 
-/// The stored partitions of `frame` for `symbols` (empty = all), sorted by key.
+/// `path` relative to `root`, `/`-separated.
+pub(crate) fn relative_to(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The stored partitions of `frame` for `symbols` (empty = all), sorted by key, each with
+/// the file its rows are read from: the current location, or format 1's (`month=01`) while
+/// the partition has not been moved.
 pub(crate) fn list_partitions(
     root: &Path,
     frame: Timeframe,
@@ -68,7 +80,7 @@ pub(crate) fn list_partitions(
             .map(|s| symbol_dir(root, frame, *s))
             .collect()
     };
-    let mut out = Vec::new();
+    let mut found: Vec<(PartitionKey, bool, PartitionInfo)> = Vec::new();
     for symbol_dir in symbol_dirs {
         let symbol_name = symbol_dir
             .file_name()
@@ -79,29 +91,38 @@ pub(crate) fn list_partitions(
             if parse_year_dir(&year.name).is_none() {
                 continue;
             }
-            let mut leaf_dirs: Vec<(Vec<String>, PathBuf)> = Vec::new();
+            let mut leaf_dirs: Vec<(Vec<String>, PathBuf, bool)> = Vec::new();
             if frame.partition_period() == PartitionPeriod::Month {
                 for month in entries(&year.path)?.into_iter().filter(|e| e.is_dir) {
                     if parse_month_dir(&month.name).is_some() {
+                        let legacy = is_legacy_month_dir(&month.name);
                         let dirs = vec![symbol_name.clone(), year.name.clone(), month.name];
-                        leaf_dirs.push((dirs, month.path));
+                        leaf_dirs.push((dirs, month.path, legacy));
                     }
                 }
             } else {
-                leaf_dirs.push((vec![symbol_name.clone(), year.name.clone()], year.path));
+                leaf_dirs.push((
+                    vec![symbol_name.clone(), year.name.clone()],
+                    year.path,
+                    false,
+                ));
             }
-            for (dirs, dir) in leaf_dirs {
+            for (dirs, dir, legacy) in leaf_dirs {
                 let names: Vec<&str> = dirs.iter().map(String::as_str).collect();
                 let Some(key) = parse_partition_dirs(frame, &names) else {
                     continue;
                 };
                 let file = dir.join(PART_FILE);
                 match fs::metadata(&file) {
-                    Ok(meta) if meta.is_file() => out.push(PartitionInfo {
+                    Ok(meta) if meta.is_file() => found.push((
                         key,
-                        path: relative_path(&key),
-                        bytes: meta.len(),
-                    }),
+                        legacy,
+                        PartitionInfo {
+                            key,
+                            path: relative_to(root, &file),
+                            bytes: meta.len(),
+                        },
+                    )),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_error(&file, "cannot stat the partition file", e)),
@@ -109,9 +130,47 @@ pub(crate) fn list_partitions(
             }
         }
     }
-    out.sort_by_key(|a| a.key);
-    out.dedup_by(|a, b| a.key == b.key);
-    Ok(out)
+    // Current locations sort before format 1's, and the first of a key is kept.
+    found.sort_by_key(|(key, legacy, _)| (*key, *legacy));
+    found.dedup_by(|a, b| a.0 == b.0);
+    Ok(found.into_iter().map(|(_, _, info)| info).collect())
+}
+
+/// Format-1 files (`month=01`) left beside the current file of their partition by an
+/// interrupted upgrade: readers of the raw files would see those rows twice.
+pub(crate) fn legacy_duplicates(
+    root: &Path,
+    frame: Option<Timeframe>,
+) -> Result<Vec<IntegrityProblem>, LakeError> {
+    let mut by_key: std::collections::BTreeMap<PartitionKey, Vec<PathBuf>> =
+        std::collections::BTreeMap::new();
+    for item in inventory(root, frame)? {
+        if let Found::Partition(key, path) = item {
+            by_key.entry(key).or_default().push(path);
+        }
+    }
+    let current = |path: &Path| {
+        path.parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| !is_legacy_month_dir(n))
+    };
+    let mut problems = Vec::new();
+    for paths in by_key.values().filter(|p| p.len() > 1) {
+        if !paths.iter().any(|p| current(p)) {
+            continue;
+        }
+        for legacy in paths.iter().filter(|p| !current(p)) {
+            problems.push(IntegrityProblem {
+                path: legacy.display().to_string(),
+                problem: "a format-1 file left beside its partition's current file by an \
+                          interrupted upgrade (readers of the raw files see its rows twice): \
+                          run `mp lake upgrade`"
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(problems)
 }
 
 /// A file the integrity check looks at.
@@ -213,7 +272,7 @@ pub(crate) fn check_partition_file(key: &PartitionKey, path: &Path) -> Option<St
 /// The problem of a `part-0.parquet` outside a valid partition directory of `frame`.
 pub(crate) fn misplaced_problem(frame: Timeframe) -> String {
     let month = match frame.partition_period() {
-        PartitionPeriod::Month => "/month=<MM>",
+        PartitionPeriod::Month => "/month=<M>",
         PartitionPeriod::Year => "",
     };
     format!(

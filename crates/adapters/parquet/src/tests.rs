@@ -19,6 +19,8 @@ use tempfile::TempDir;
 use super::*;
 use crate::codec::{Rows, StoredRow, content_hash, encode, lake_schema};
 use crate::merge::merge;
+use marketpipe_ports::lake::BarOrigin;
+use marketpipe_testkit::lake_v1::write_format_1;
 
 fn sym(s: &str) -> Symbol {
     Symbol::new(s).unwrap()
@@ -62,6 +64,7 @@ fn meta(provider: &str) -> WriteMeta {
     WriteMeta {
         provider: provider.into(),
         feed: Some("iex".into()),
+        origin: marketpipe_ports::BarOrigin::Provider,
         ingested_at: ts("2024-06-01T12:00:00Z"),
         job_id: None,
     }
@@ -135,20 +138,37 @@ async fn round_trip_keeps_prices_and_optional_fields_exactly() {
     // The schema, in order, as docs/storage.md lists it; rows and provenance as written.
     let file = fs::File::open(lake.partition_path(&key)).unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    assert_eq!(builder.schema().as_ref(), lake_schema().as_ref());
+    assert_eq!(builder.schema().fields(), lake_schema().fields());
+    // Self-describing: the partition and the format in the key-value metadata.
+    let kv: BTreeMap<&str, &str> = builder
+        .schema()
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        kv,
+        BTreeMap::from([
+            ("marketpipe.format_version", "2"),
+            ("marketpipe.frame", "1m"),
+            ("marketpipe.month", "1"),
+            ("marketpipe.symbol", "AAPL"),
+            ("marketpipe.year", "2024"),
+        ])
+    );
     let row_group = builder.metadata().row_group(0);
     assert!(
-        row_group.column(1).statistics().is_some(),
+        row_group.column(0).statistics().is_some(),
         "ts has statistics"
     );
     let batch = builder.build().unwrap().next().unwrap().unwrap();
     let provider = batch
-        .column(9)
+        .column(8)
         .as_any()
         .downcast_ref::<arrow_array::StringArray>();
     assert_eq!(provider.unwrap().value(0), "alpaca");
     let feed = batch
-        .column(10)
+        .column(9)
         .as_any()
         .downcast_ref::<arrow_array::StringArray>();
     assert_eq!(feed.unwrap().value(2), "iex");
@@ -165,7 +185,7 @@ async fn layout_is_hive_partitioned_by_month_or_year() {
     let minute = key_of(Timeframe::M1, "BRK.B", JAN);
     assert_eq!(
         lake.partition_path(&minute),
-        root.join("frame=1m/symbol=BRK.B/year=2024/month=01/part-0.parquet")
+        root.join("frame=1m/symbol=BRK.B/year=2024/month=1/part-0.parquet")
     );
     let daily = key_of(Timeframe::D1, "BRK.B", JAN);
     assert_eq!(
@@ -179,7 +199,7 @@ async fn layout_is_hive_partitioned_by_month_or_year() {
         .unwrap();
     assert_eq!(
         outcome.path,
-        "frame=1m/symbol=BRK.B/year=2024/month=01/part-0.parquet"
+        "frame=1m/symbol=BRK.B/year=2024/month=1/part-0.parquet"
     );
     let mut day = bars("BRK.B", "2024-01-02T05:00:00Z", 1, 10);
     day.extend(bars("BRK.B", "2024-12-31T05:00:00Z", 1, 11));
@@ -312,7 +332,7 @@ fn content_hash_is_a_fixed_function_of_the_content() {
     // Pinned: the hash is stored in the metadata manifest and compared across runs and
     // processes, so changing its definition is a migration.
     let mut rows = Rows::default();
-    let source = rows.intern("alpaca", Some("iex"));
+    let source = rows.intern("alpaca", Some("iex"), BarOrigin::Provider);
     rows.rows = bars("AAPL", JAN, 3, 10)
         .into_iter()
         .map(|bar| StoredRow {
@@ -386,7 +406,7 @@ fn write_raw(path: &Path, batch: &RecordBatch) {
 
 fn rows_of(bars: Vec<Bar>) -> Rows {
     let mut rows = Rows::default();
-    let source = rows.intern("raw", None);
+    let source = rows.intern("raw", None, BarOrigin::Provider);
     rows.rows = bars
         .into_iter()
         .map(|bar| StoredRow {
@@ -410,9 +430,9 @@ fn with_float_volume(symbol: &str) -> RecordBatch {
     let batch = encode(&rows_of(bars(symbol, JAN, 3, 5)), &schema).unwrap();
     let mut fields: Vec<arrow_schema::Field> =
         schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[6] = arrow_schema::Field::new("volume", arrow_schema::DataType::Float64, false);
+    fields[5] = arrow_schema::Field::new("volume", arrow_schema::DataType::Float64, false);
     let mut columns = batch.columns().to_vec();
-    columns[6] = Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]));
+    columns[5] = Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]));
     RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap()
 }
 
@@ -427,7 +447,7 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
     let nan_key = key_of(Timeframe::M1, "AAPL", JAN);
     let nan = replace_column(
         &good,
-        2,
+        1,
         Arc::new(Float64Array::from(vec![1.0, f64::NAN, 1.0])),
     );
     write_raw(&lake.partition_path(&nan_key), &nan);
@@ -445,12 +465,16 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
     // Negative volume in row 2 (another symbol's directory, same content otherwise).
     let msft = encode(&rows_of(bars("MSFT", JAN, 3, 5)), &schema).unwrap();
     let vol_key = key_of(Timeframe::M1, "MSFT", JAN);
-    let negative = replace_column(&msft, 6, Arc::new(Int64Array::from(vec![1, 2, -3])));
+    let negative = replace_column(&msft, 5, Arc::new(Int64Array::from(vec![1, 2, -3])));
     write_raw(&lake.partition_path(&vol_key), &negative);
 
-    // AAPL rows in a TSLA directory; January rows in a February directory; unsorted rows.
+    // AAPL rows (a format 1 file, with its `symbol` column) in a TSLA directory; January
+    // rows in a February directory; unsorted rows.
     let wrong_symbol = key_of(Timeframe::M1, "TSLA", JAN);
-    write_raw(&lake.partition_path(&wrong_symbol), &good);
+    let aapl = bars("AAPL", JAN, 3, 5);
+    let at = Timestamp::EPOCH;
+    let wrong_symbol_path =
+        write_format_1(lake.root(), &wrong_symbol, &aapl, "raw", None, at).unwrap();
     let wrong_month = key_of(Timeframe::M1, "AAPL", FEB);
     write_raw(&lake.partition_path(&wrong_month), &good);
     let unsorted_key = key_of(Timeframe::M1, "NVDA", JAN);
@@ -472,8 +496,8 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
 
     let report = lake.check_integrity(Some(Timeframe::M1)).await.unwrap();
     assert_eq!(report.files_checked, 7);
-    let problem = |key: &PartitionKey| {
-        let path = path_string(&lake.partition_path(key));
+    let problem_at = |path: &Path| {
+        let path = path_string(path);
         report
             .problems
             .iter()
@@ -481,13 +505,14 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
             .map(|p| p.problem.clone())
             .unwrap_or_default()
     };
+    let problem = |key: &PartitionKey| problem_at(&lake.partition_path(key));
     assert!(problem(&nan_key).contains("row 1: open"), "{report:?}");
     assert!(
         problem(&vol_key).contains("row 2: volume -3 is negative"),
         "{report:?}"
     );
     assert!(
-        problem(&wrong_symbol).contains("symbol `AAPL`"),
+        problem_at(&wrong_symbol_path).contains("symbol `AAPL`"),
         "{report:?}"
     );
     assert!(
@@ -658,6 +683,7 @@ async fn every_compression_writes_a_readable_file() {
             LakeOptions {
                 compression,
                 max_row_group_size: 200,
+                ..LakeOptions::default()
             },
         );
         lake.write_partition(&key, &written, &meta("a"))
@@ -674,7 +700,7 @@ async fn every_compression_writes_a_readable_file() {
         assert_eq!(metadata.num_row_groups(), 3, "{compression}");
         assert_eq!(
             metadata.row_group(0).column(2).compression(),
-            compression.to_parquet(),
+            compression.to_parquet(1),
             "{compression}"
         );
     }
@@ -822,7 +848,7 @@ async fn list_partitions_parses_keys_and_ignores_junk() {
     for junk in [
         "frame=1m/symbol=aapl/year=2024/month=01/part-0.parquet",
         "frame=1m/symbol=AAPL/year=24/month=01/part-0.parquet",
-        "frame=1m/symbol=AAPL/year=2024/month=1/part-0.parquet",
+        "frame=1m/symbol=AAPL/year=2024/month=001/part-0.parquet",
         "frame=1m/symbol=AAPL/year=2024/month=13/part-0.parquet",
         "frame=1m/symbol=AAPL/year=2024/part-0.parquet",
         "frame=1m/symbol=AAPL/year=2024/month=03/part-1.parquet",
@@ -854,7 +880,7 @@ async fn list_partitions_parses_keys_and_ignores_junk() {
     assert_eq!(aapl.len(), 2);
     assert_eq!(
         aapl[0].path,
-        "frame=1m/symbol=AAPL/year=2024/month=01/part-0.parquet"
+        "frame=1m/symbol=AAPL/year=2024/month=1/part-0.parquet"
     );
     let daily = lake.list_partitions(Timeframe::D1, &[]).await.unwrap();
     assert_eq!(daily.len(), 1);
@@ -909,6 +935,7 @@ proptest! {
         let merged = merge(rows_of(stored), &incoming, &WriteMeta {
             provider: "raw".into(),
             feed: None,
+            origin: marketpipe_ports::BarOrigin::Provider,
             ingested_at: Timestamp::EPOCH,
             job_id: None,
         });
@@ -1061,13 +1088,18 @@ fn a_killed_writer_leaves_the_old_or_the_new_file() {
 async fn bar_reads_skip_provenance_but_still_reject_another_symbols_rows() {
     let dir = TempDir::new().unwrap();
     let lake = lake(&dir);
-    let schema = lake_schema();
-    // AAPL rows in a TSLA directory: the statistics do not prove TSLA, so `symbol` is decoded.
+    // AAPL rows in a TSLA directory (format 1, with a `symbol` column): the statistics do
+    // not prove TSLA, so `symbol` is decoded.
     let wrong = key_of(Timeframe::M1, "TSLA", JAN);
-    write_raw(
-        &lake.partition_path(&wrong),
-        &encode(&rows_of(bars("AAPL", JAN, 3, 5)), &schema).unwrap(),
-    );
+    write_format_1(
+        lake.root(),
+        &wrong,
+        &bars("AAPL", JAN, 3, 5),
+        "raw",
+        None,
+        Timestamp::EPOCH,
+    )
+    .unwrap();
     for result in [
         lake.read_partition(&wrong).await,
         lake.read_partition_as_stored(&wrong).await,

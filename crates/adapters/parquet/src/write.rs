@@ -9,16 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow_schema::SchemaRef;
 use marketpipe_domain::Bar;
 use marketpipe_ports::error::LakeError;
-use marketpipe_ports::lake::{PartitionKey, WriteMeta, WriteOutcome};
+use marketpipe_ports::lake::{LAKE_FORMAT_VERSION, PartitionKey, WriteMeta, WriteOutcome};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use crate::codec::{Rows, content_hash, encode, read_file, sort_dedup_last};
+use crate::codec::{Rows, content_hash, encode, file_metadata, read_file, sort_dedup_last};
 use crate::error::{io_error, write_failure};
 use crate::layout::{
-    LOCK_FILE, PART_FILE, TEMP_PREFIX, partition_bounds, partition_dir, relative_path,
+    LOCK_FILE, PART_FILE, TEMP_PREFIX, legacy_partition_file, partition_bounds, partition_dir,
+    relative_path,
 };
 use crate::merge::merge;
+use marketpipe_ports::layout::{FORMAT_MARKER, is_frame_dir_name};
 
 /// Distinguishes temporary files of concurrent writes within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -33,51 +35,186 @@ pub(crate) struct WriteContext<'a> {
     pub(crate) props: &'a WriterProperties,
 }
 
-/// Runs the whole protocol for one partition (blocking).
+/// What a run of the protocol is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose<'a> {
+    /// Merge-upsert new bars with this provenance; the file is rewritten (in the current
+    /// format) only when its content changes, so a re-run changes nothing.
+    Merge(&'a WriteMeta),
+    /// Rewrite the stored rows as they are in the current format when they are stored in an
+    /// older one or at format 1's location (`mp lake upgrade`).
+    Upgrade,
+}
+
+/// Runs the whole protocol for one partition (blocking). `Ok(None)` only for an upgrade of a
+/// partition that has no file.
 pub(crate) fn write_partition(
     ctx: &WriteContext<'_>,
     key: &PartitionKey,
     mut bars: Vec<Bar>,
-    meta: &WriteMeta,
-) -> Result<WriteOutcome, LakeError> {
+    purpose: Purpose<'_>,
+) -> Result<Option<WriteOutcome>, LakeError> {
     validate(key, &bars)?;
     let dir = partition_dir(ctx.root, key);
+    let path = dir.join(PART_FILE);
+    // Format 1 kept monthly partitions under `month=01`: read from there until moved.
+    let legacy = legacy_partition_file(ctx.root, key).filter(|l| *l != path && l.is_file());
+    if purpose == Purpose::Upgrade && legacy.is_none() && !path.is_file() {
+        return Ok(None);
+    }
+    if matches!(purpose, Purpose::Merge(_)) {
+        mark_new_lake(ctx.root)?;
+    }
     create_dirs(&dir)?;
     let lock = PartitionLock::acquire(&dir)?;
     remove_stale_temps(&dir)?;
 
-    let path = dir.join(PART_FILE);
-    let mut stored = read_file(&path, key.symbol)?.unwrap_or_default();
+    // The current location wins over format 1's: a file there was written from the legacy
+    // one (an upgrade interrupted before it removed the legacy file).
+    let (mut stored, from_legacy) = match read_file(&path, key.symbol)? {
+        Some(rows) => (rows, false),
+        None => match &legacy {
+            Some(legacy_path) => (
+                read_file(legacy_path, key.symbol)?.unwrap_or_default(),
+                true,
+            ),
+            None => (Rows::default(), false),
+        },
+    };
+    if purpose == Purpose::Upgrade && stored.rows.is_empty() && stored.format_version == 0 {
+        drop(lock);
+        return Ok(None);
+    }
+    let outdated = stored.format_version != 0 && stored.format_version < LAKE_FORMAT_VERSION;
     let reordered = sort_dedup_last(&mut stored.rows, |r| r.bar.ts.nanos());
     sort_dedup_last(&mut bars, |b| b.ts.nanos());
-    let merged = merge(stored, &bars, meta);
-    let rewritten = reordered || merged.inserted > 0 || merged.updated > 0;
-    if rewritten {
-        write_atomically(ctx, &dir, &path, &merged.rows)?;
+    let stored_version = stored.format_version;
+    let (rows, inserted, updated, changed) = match purpose {
+        Purpose::Merge(meta) => {
+            let merged = merge(stored, &bars, meta);
+            let changed = reordered || merged.inserted > 0 || merged.updated > 0;
+            (merged.rows, merged.inserted, merged.updated, changed)
+        }
+        Purpose::Upgrade => (stored, 0, 0, reordered || outdated || from_legacy),
+    };
+    if changed {
+        write_atomically(ctx, key, &dir, &path, &rows)?;
+    }
+    if let Some(legacy_path) = legacy.as_deref().filter(|_| changed || !from_legacy) {
+        // Only now that the current file is durable (or already held the rows).
+        remove_legacy(legacy_path)?;
     }
     drop(lock);
 
-    let rows = &merged.rows.rows;
     let outcome = WriteOutcome {
         key: *key,
-        path: relative_path(key),
-        rows: rows.len() as u64,
-        inserted: merged.inserted,
-        updated: merged.updated,
-        rewritten,
-        content_hash: content_hash(&merged.rows),
-        min_ts: rows.first().map(|r| r.bar.ts),
-        max_ts: rows.last().map(|r| r.bar.ts),
+        path: if changed || !from_legacy {
+            relative_path(key)
+        } else {
+            legacy_relative_path(ctx.root, legacy.as_deref())
+        },
+        rows: rows.rows.len() as u64,
+        inserted,
+        updated,
+        rewritten: changed,
+        content_hash: content_hash(&rows),
+        min_ts: rows.rows.first().map(|r| r.bar.ts),
+        max_ts: rows.rows.last().map(|r| r.bar.ts),
+        format_version: if changed || stored_version == 0 {
+            LAKE_FORMAT_VERSION
+        } else {
+            stored_version
+        },
     };
     tracing::debug!(
         partition = %key,
         rows = outcome.rows,
         inserted = outcome.inserted,
         updated = outcome.updated,
-        rewritten,
+        rewritten = changed,
+        format = outcome.format_version,
         "lake partition written"
     );
-    Ok(outcome)
+    Ok(Some(outcome))
+}
+
+/// Writes the format marker when the lake has no frame directory yet (a new lake: every file
+/// it will hold is of the current format); a lake of older files gets it from the upgrade.
+fn mark_new_lake(root: &Path) -> Result<(), LakeError> {
+    if root.join(FORMAT_MARKER).is_file() {
+        return Ok(());
+    }
+    let has_frames = match fs::read_dir(root) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_str().is_some_and(is_frame_dir_name)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io_error(root, "cannot list the lake root", e)),
+    };
+    if has_frames {
+        return Ok(());
+    }
+    write_format_marker(root)
+}
+
+/// Writes `<root>/.lake-format` (the current format version) by rename, durably.
+pub(crate) fn write_format_marker(root: &Path) -> Result<(), LakeError> {
+    create_dirs(root)?;
+    let marker = root.join(FORMAT_MARKER);
+    let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = root.join(format!(
+        "{FORMAT_MARKER}.tmp-{}-{counter}",
+        std::process::id()
+    ));
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&temp)?;
+        io::Write::write_all(&mut file, format!("{LAKE_FORMAT_VERSION}\n").as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temp, &marker)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        io_error(&marker, "cannot write the lake format marker", e)
+    })?;
+    sync_dir(root)
+}
+
+/// A format-1 file's path relative to the lake root, `/`-separated.
+fn legacy_relative_path(root: &Path, legacy: Option<&Path>) -> String {
+    legacy
+        .and_then(|p| p.strip_prefix(root).ok())
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default()
+}
+
+/// Removes a format-1 file whose rows now live at the current location, then its lock file
+/// and directory when nothing else is left there (no current writer uses that lock).
+fn remove_legacy(legacy: &Path) -> Result<(), LakeError> {
+    match fs::remove_file(legacy) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(legacy, "cannot remove the format-1 file", e)),
+    }
+    let Some(dir) = legacy.parent() else {
+        return Ok(());
+    };
+    sync_dir(dir)?;
+    let lock = dir.join(LOCK_FILE);
+    if lock.is_file() {
+        // Best effort: a leftover lock file of an emptied directory harms no reader.
+        let _ = fs::remove_file(&lock);
+    }
+    if fs::remove_dir(dir).is_ok()
+        && let Some(parent) = dir.parent()
+    {
+        sync_dir(parent)?;
+    }
+    Ok(())
 }
 
 /// Every bar must be of the key's symbol and period, with counts that fit Parquet's INT64.
@@ -109,6 +246,14 @@ fn validate(key: &PartitionKey, bars: &[Bar]) -> Result<(), LakeError> {
                 "bar {i} at {} belongs to partition {}",
                 bar.ts,
                 PartitionKey::for_bar(key.frame, bar.symbol, bar.ts)
+            )));
+        }
+        if bar.ts.nanos() % 1_000 != 0 {
+            return Err(invalid(format!(
+                "bar {i} at {} has a sub-microsecond time ({} ns): the lake stores whole \
+                 microseconds",
+                bar.ts,
+                bar.ts.nanos()
             )));
         }
         if too_large(bar.volume) || bar.trade_count.is_some_and(too_large) {
@@ -238,6 +383,7 @@ impl Drop for TempGuard {
 /// Writes `rows` to a temporary file, fsyncs it, renames it over `path`, fsyncs `dir`.
 fn write_atomically(
     ctx: &WriteContext<'_>,
+    key: &PartitionKey,
     dir: &Path,
     path: &Path,
     rows: &Rows,
@@ -256,6 +402,9 @@ fn write_atomically(
     let mut writer =
         ArrowWriter::try_new(file, SchemaRef::clone(ctx.schema), Some(ctx.props.clone()))
             .map_err(|e| write_failure(&temp, format!("cannot start the Parquet file: {e}"), e))?;
+    for kv in file_metadata(key) {
+        writer.append_key_value_metadata(kv);
+    }
     writer
         .write(&batch)
         .map_err(|e| write_failure(&temp, format!("cannot write the Parquet file: {e}"), e))?;

@@ -17,7 +17,7 @@ macro_rules! select_records {
     ($($rest:literal),+ $(,)?) => {
         concat!(
             "SELECT p.frame, p.symbol, p.year, p.month, p.path, p.rows, p.min_ts, p.max_ts, \
-             p.content_hash, p.job_id, p.written_at FROM partitions p ",
+             p.content_hash, p.job_id, p.written_at, p.format_version FROM partitions p ",
             $($rest),+
         )
     };
@@ -55,6 +55,11 @@ fn record_from_row(row: &SqliteRow) -> Result<PartitionRecord, RepositoryError> 
             })
             .transpose()?,
         written_at: Timestamp::from_nanos(column(row, "written_at")?),
+        format_version: {
+            let version: i64 = column(row, "format_version")?;
+            u32::try_from(version)
+                .map_err(|_| corrupt(format!("partition {key}: format version {version}")))?
+        },
     })
 }
 
@@ -66,12 +71,12 @@ impl PartitionManifest for SqliteStore {
         let _guard = self.write_guard().await;
         sqlx::query(
             "INSERT INTO partitions (frame, symbol, year, month, path, rows, min_ts, max_ts, \
-             content_hash, job_id, written_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             content_hash, job_id, written_at, format_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT (frame, symbol, year, month) DO UPDATE SET path = excluded.path, \
              rows = excluded.rows, min_ts = excluded.min_ts, max_ts = excluded.max_ts, \
              content_hash = excluded.content_hash, job_id = excluded.job_id, \
-             written_at = excluded.written_at",
+             written_at = excluded.written_at, format_version = excluded.format_version",
         )
         .bind(key.frame.as_str())
         .bind(key.symbol.as_str())
@@ -84,6 +89,7 @@ impl PartitionManifest for SqliteStore {
         .bind(&record.content_hash)
         .bind(record.job_id.as_ref().map(JobId::as_str))
         .bind(record.written_at.nanos())
+        .bind(i64::from(record.format_version))
         .execute(&self.pool)
         .await
         .map_err(|e| map_sqlx(&format!("recording partition {key}"), e))?;

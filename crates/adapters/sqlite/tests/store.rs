@@ -59,13 +59,14 @@ fn record(symbol: &str, month: u32, hash: &str) -> PartitionRecord {
             year: 2024,
             month: Some(month),
         },
-        path: format!("frame=1m/symbol={symbol}/year=2024/month={month:02}/part-0.parquet"),
+        path: format!("frame=1m/symbol={symbol}/year=2024/month={month}/part-0.parquet"),
         rows: 7_800,
         min_ts: Some(ts(1_704_205_800_000_000_000)),
         max_ts: Some(ts(1_704_229_140_000_000_000)),
         content_hash: hash.into(),
         job_id: Some(JobId::new("job-1").unwrap()),
         written_at: ts(1_717_000_000_000_000_000),
+        format_version: 2,
     }
 }
 
@@ -535,7 +536,7 @@ async fn migrate_is_idempotent() {
             .fetch_all(&raw_pool(&path).await)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -562,7 +563,7 @@ async fn migrate_reports_the_versions_it_applies() {
             .await
             .unwrap();
     }
-    assert_eq!(store.migrate().await.unwrap(), [1, 2]);
+    assert_eq!(store.migrate().await.unwrap(), [1, 2, 3]);
     assert!(JobRepository::list(&store, 5).await.unwrap().is_empty());
 }
 
