@@ -338,17 +338,20 @@ fn killed_runs_recover_to_the_same_lake() {
         "a kill lost a partition: {kills:?}"
     );
 
-    // The killed job is left `running` (nothing could mark it otherwise). A kill between
-    // creating the job and starting it can leave a `pending` one beside it, which is never
-    // continued; there is at most one `running` job since every run continues it.
+    // The killed job is stored as running, and shown `interrupted` (its owner is dead). A
+    // kill between creating the job and starting it can leave a `pending` one beside it,
+    // which is never continued; there is at most one interrupted job since every run
+    // continues it.
     let listed = jobs(dir.path());
-    let running: Vec<&serde_json::Value> =
-        listed.iter().filter(|j| j["state"] == "running").collect();
+    let running: Vec<&serde_json::Value> = listed
+        .iter()
+        .filter(|j| j["state"] == "interrupted")
+        .collect();
     assert_eq!(running.len(), 1, "{listed:?}");
     assert!(
         listed
             .iter()
-            .all(|j| j["state"] == "running" || j["state"] == "pending"),
+            .all(|j| j["state"] == "interrupted" || j["state"] == "pending"),
         "{listed:?}"
     );
     let id = running[0]["id"].as_str().unwrap().to_owned();
@@ -883,8 +886,8 @@ fn a_killed_fake_job_resumes_with_its_own_provider_under_an_alpaca_default() {
     let listed = jobs(dir.path());
     let job = listed
         .iter()
-        .find(|j| j["state"] == "running")
-        .unwrap_or_else(|| panic!("no running job left by the kill: {listed:?}"));
+        .find(|j| j["state"] == "interrupted")
+        .unwrap_or_else(|| panic!("no interrupted job left by the kill: {listed:?}"));
     let id = job["id"].as_str().unwrap().to_owned();
 
     // --resume builds the job's provider (fake), not the configuration's default.

@@ -256,3 +256,53 @@ pub(crate) fn assert_same_lake(actual_data_dir: &Path, expected_data_dir: &Path,
         what,
     );
 }
+
+/// What another tool does to a file: rewrites `path` in place without the rows whose `ts`
+/// (UTC nanoseconds) lies in `[from, to)`, keeping the schema and key-value metadata, with
+/// the `parquet` crate and no MarketPipe code (so the manifest no longer matches it).
+pub(crate) fn remove_rows_outside_mp(path: &Path, from: i64, to: i64) -> usize {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let file = File::open(path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let metadata = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let schema = builder.schema().clone();
+    let mut kept = Vec::new();
+    let mut removed = 0;
+    for batch in builder.build().unwrap() {
+        let batch = batch.unwrap();
+        let ts = batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        // Rows are sorted by ts: the removed ones are one run.
+        let inside = |i: usize| (from..to).contains(&(ts.value(i) * 1_000));
+        let first = (0..batch.num_rows()).find(|i| inside(*i));
+        let Some(first) = first else {
+            kept.push(batch);
+            continue;
+        };
+        let end = (first..batch.num_rows())
+            .find(|i| !inside(*i))
+            .unwrap_or(batch.num_rows());
+        removed += end - first;
+        kept.push(batch.slice(0, first));
+        kept.push(batch.slice(end, batch.num_rows() - end));
+    }
+    let out = File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(out, schema, Some(WriterProperties::default())).unwrap();
+    for kv in metadata {
+        writer.append_key_value_metadata(kv);
+    }
+    for batch in &kept {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    removed
+}

@@ -38,7 +38,7 @@ const PROVIDER_VARS: [&str; 11] = [
 const FIVE: &str = "AAPL,MSFT,BRK.B,NVDA,TSLA";
 const MARCH: (&str, &str) = ("2024-03-01", "2024-03-31");
 
-fn config() -> SimulatorConfig {
+pub(crate) fn config() -> SimulatorConfig {
     SimulatorConfig {
         alpaca_keys: vec![(ALPACA_KEY.into(), ALPACA_SECRET.into())],
         polygon_keys: vec![POLYGON_KEY.into()],
@@ -48,7 +48,12 @@ fn config() -> SimulatorConfig {
 }
 
 /// Runs `mp` against the simulator on a blocking thread (the simulator serves on the test's runtime).
-async fn run(dir: &Path, sim: &Simulator, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+pub(crate) async fn run(
+    dir: &Path,
+    sim: &Simulator,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Output {
     let (dir, base) = (dir.to_path_buf(), sim.base_url());
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     let env: Vec<(String, String)> = extra_env
@@ -116,7 +121,7 @@ fn ingest_args<'a>(provider: &'a str, symbols: &'a str, extra: &[&'a str]) -> Ve
     args
 }
 
-fn assert_ok(out: &Output, what: &str) -> String {
+pub(crate) fn assert_ok(out: &Output, what: &str) -> String {
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -210,6 +215,28 @@ async fn each_http_adapter_fills_a_lake_equal_to_the_fake_providers_through_pagi
             "{provider}: the lake differs from the fake provider's"
         );
         assert!(got.iter().all(|r| r.provider == provider), "{provider}");
+        if provider == "alpaca" {
+            // A 5m bar built from Alpaca's 1m bars says alpaca, with their feed.
+            let feed = got[0].feed.clone().unwrap_or_default();
+            assert!(!feed.is_empty(), "alpaca bars carry their feed");
+            let aggregated = mp(dir.path())
+                .args(["aggregate", "--frames", "5m,1d"])
+                .output()
+                .unwrap();
+            assert_ok(&aggregated, "aggregate alpaca's bars");
+            let sql = "select distinct provider, feed, origin from bars_5m union all \
+                       select distinct provider, feed, origin from bars_1d";
+            let queried = mp(dir.path())
+                .args(["query", "--format", "csv", sql])
+                .output()
+                .unwrap();
+            assert_eq!(
+                assert_ok(&queried, "query the 5m and 1d provenance"),
+                format!(
+                    "provider,feed,origin\nalpaca,{feed},aggregate:1m\nalpaca,{feed},aggregate:1m\n"
+                )
+            );
+        }
         let requests = sim.requests();
         let continued = requests
             .iter()

@@ -110,7 +110,10 @@ fn a_format_1_lake_works_then_upgrades_to_a_fresh_lake_after_a_kill() {
         "{status}"
     );
     let health = run_ok(dir.path(), &with_data(data, &["health"]));
-    assert!(health.starts_with("ok"), "{health}");
+    assert!(
+        health.lines().all(|l| l.starts_with("ok ")),
+        "every check passes: {health}"
+    );
 
     // A lake written fresh by this mp over the same sessions.
     let fresh_path = dir.path().join("fresh");
@@ -167,11 +170,33 @@ fn every_command_works_before_the_upgrade(dir: &Path, data_path: &Path, fixture_
         status.contains(&format!("format 1: {PARTITIONS} files")),
         "{status}"
     );
+    // The database of 8a98fa8 lacks later migrations: health says so and changes nothing.
+    let db = data_path.join("marketpipe.db");
+    let db_before = std::fs::read(&db).unwrap();
+    let unmigrated = mp(dir).args(with_data(data, &["health"])).output().unwrap();
+    assert_eq!(
+        unmigrated.status.code(),
+        Some(1),
+        "{}",
+        text(&unmigrated.stdout)
+    );
+    let report = text(&unmigrated.stdout);
+    assert!(
+        report.contains("fail  database") && report.contains("run `mp migrate`"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        db_before,
+        "health never migrates"
+    );
+    run_ok(dir, &with_data(data, &["migrate"]));
     let health = run_ok(dir, &with_data(data, &["health"]));
     assert!(
-        health.starts_with("warn") && health.contains("mp lake upgrade"),
+        health.contains("warn  lake_format") && health.contains("mp lake upgrade"),
         "{health}"
     );
+    assert!(!health.contains("fail"), "{health}");
     let count = run_ok(
         dir,
         &with_data(

@@ -58,6 +58,16 @@ pub(crate) enum Command {
     #[command(alias = "ingest-ohlcv")]
     Ingest(IngestArgs),
 
+    /// Fetch only what the coverage map lacks: the sessions never asked for, failed, changed
+    /// in the lake outside mp, or (with --recheck) that the provider had nothing for (also
+    /// `mp ohlcv backfill`).
+    #[command(alias = "backfill-ohlcv")]
+    Backfill(BackfillArgs),
+
+    /// The coverage map: per symbol, sessions expected, filled, partial, empty (the provider
+    /// had nothing), failed and missing; as a table, JSON, or an HTML heat map.
+    Gaps(GapsArgs),
+
     /// Check stored bars against the data-quality rules and keep the reports (also
     /// `mp ohlcv validate`).
     #[command(alias = "validate-ohlcv")]
@@ -115,9 +125,20 @@ pub(crate) enum Command {
         command: LakeCommand,
     },
 
+    /// Retention: remove what is older than a cut, from the lake (mp prune parquet) or the
+    /// metadata database (mp prune sqlite).
+    Prune {
+        #[command(subcommand)]
+        command: PruneCommand,
+    },
+
     /// Check the data directory and say what needs attention: exit 0 when every check
     /// passes or only warns, 1 when one fails.
     Health {
+        /// Read every row of every partition and compare every file with the manifest
+        /// (default: every file's footer, and a sample of 64 partitions against the manifest).
+        #[arg(long)]
+        full: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -162,6 +183,66 @@ pub(crate) enum LakeCommand {
     },
 }
 
+/// `mp prune …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PruneCommand {
+    /// Remove the bars of sessions before the cut from every frame (or --frames): whole
+    /// partition files before it are deleted, files that straddle it are rewritten by the
+    /// write protocol; the manifest and the coverage map follow. Rows on or after the cut
+    /// are kept exactly as they are.
+    Parquet(PruneParquetArgs),
+    /// Remove finished jobs (with their work items), metric samples and validation reports
+    /// (with their findings) older than the cut, then compact the database file (also
+    /// `mp prune database`).
+    #[command(alias = "database")]
+    Sqlite(PruneSqliteArgs),
+}
+
+/// The cut of a prune: an age or a date.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct PruneCut {
+    /// Age of the cut from today's New York date: 30d, 6w, 18m, 5y (days, weeks, months,
+    /// years).
+    #[arg(long, value_name = "SPAN")]
+    pub(crate) older_than: Option<String>,
+    /// The cut itself: sessions before this New York date go (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub(crate) before: Option<String>,
+}
+
+/// `mp prune parquet`.
+#[derive(Debug, Args)]
+pub(crate) struct PruneParquetArgs {
+    #[command(flatten)]
+    pub(crate) cut: PruneCut,
+    /// Only these frames, comma-separated (1m, 5m, 15m, 30m, 1h, 4h, 1d). Default: all.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) frames: Option<String>,
+    /// Only these symbols, comma-separated. Default: all.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) symbols: Option<String>,
+    /// List what would go and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `mp prune sqlite`.
+#[derive(Debug, Args)]
+pub(crate) struct PruneSqliteArgs {
+    #[command(flatten)]
+    pub(crate) cut: PruneCut,
+    /// Count what would go and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 /// `mp providers …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProvidersCommand {
@@ -199,6 +280,8 @@ pub(crate) enum IexCommand {
 pub(crate) enum OhlcvCommand {
     /// Ingest 1-minute bars from a provider into the lake.
     Ingest(IngestArgs),
+    /// Fetch only the sessions the coverage map lacks.
+    Backfill(BackfillArgs),
     /// Check stored bars against the data-quality rules.
     Validate(ValidateArgs),
     /// Build the aggregated frames from the 1m bars.
@@ -336,7 +419,8 @@ pub(crate) struct IngestArgs {
     #[arg(long, required_unless_present = "resume")]
     pub(crate) end: Option<String>,
 
-    /// Work items (symbol x month) in flight at once. Default: the config's
+    /// Batches in flight at once (a batch is one request stream: work items of one month,
+    /// up to the provider's symbols per request). Default: the config's
     /// ingest.concurrency, else 4.
     #[arg(long, value_name = "N")]
     pub(crate) concurrency: Option<usize>,
@@ -363,6 +447,100 @@ pub(crate) struct IngestArgs {
     pub(crate) resume: Option<String>,
 }
 
+/// `mp backfill`.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // clap flags, each its own switch
+pub(crate) struct BackfillArgs {
+    /// Provider name (fake, …). Default: the config's ingest.provider, else fake.
+    #[arg(long)]
+    pub(crate) provider: Option<String>,
+
+    /// Provider feed, for providers with several. Default: the provider's.
+    #[arg(long)]
+    pub(crate) feed: Option<String>,
+
+    /// Symbols, comma-separated (AAPL,MSFT,BRK.B).
+    #[arg(long, value_name = "LIST", required_unless_present = "symbols_file")]
+    pub(crate) symbols: Option<String>,
+
+    /// A file of symbols: one or more per line, comma- or space-separated; '#' starts a
+    /// comment.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) symbols_file: Option<PathBuf>,
+
+    /// First session date, New York (YYYY-MM-DD, inclusive; with --end).
+    #[arg(
+        long,
+        requires = "end",
+        conflicts_with = "lookback",
+        required_unless_present = "lookback"
+    )]
+    pub(crate) start: Option<String>,
+
+    /// Last session date, New York (YYYY-MM-DD, inclusive; with --start).
+    #[arg(long, requires = "start", conflicts_with = "lookback")]
+    pub(crate) end: Option<String>,
+
+    /// The sessions up to today's New York date: 5d is the last five sessions (today
+    /// included when it is one); 2w, 6m, 1y count calendar time. Sessions that have not
+    /// ended are not asked.
+    #[arg(long, value_name = "SPAN")]
+    pub(crate) lookback: Option<String>,
+
+    /// Ask again for sessions the provider had nothing (empty_confirmed) or not everything
+    /// (partial) for.
+    #[arg(long)]
+    pub(crate) recheck: bool,
+
+    /// Print the plan (the sessions and requests) and fetch nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Keep extended hours (04:00-20:00 ET) instead of regular hours (09:30-16:00 ET).
+    #[arg(long)]
+    pub(crate) extended_hours: bool,
+
+    /// Batches in flight at once. Default: the config's ingest.concurrency, else 4.
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+
+    /// Print JSON (the plan, and with a run what each session's answer was).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `mp gaps`.
+#[derive(Debug, Args)]
+pub(crate) struct GapsArgs {
+    /// Symbols, comma-separated.
+    #[arg(long, value_name = "LIST", required_unless_present = "symbols_file")]
+    pub(crate) symbols: Option<String>,
+    /// A file of symbols (as for mp ingest).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) symbols_file: Option<PathBuf>,
+    /// First session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub(crate) start: String,
+    /// Last session date, New York (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub(crate) end: String,
+    /// Only this provider's answers. Default: any provider's (the best answer counts).
+    #[arg(long)]
+    pub(crate) provider: Option<String>,
+    /// With --provider, its feed.
+    #[arg(long, requires = "provider")]
+    pub(crate) feed: Option<String>,
+    /// Sessions must be covered for extended hours (04:00-20:00 ET).
+    #[arg(long)]
+    pub(crate) extended_hours: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also write the map as one self-contained HTML page (a heat map of symbols x sessions).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+}
+
 /// `mp jobs …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobsCommand {
@@ -379,6 +557,36 @@ pub(crate) enum JobsCommand {
     Show {
         /// The job id (from `mp jobs list`).
         job_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running job: its owner on this host is asked to stop (SIGTERM; it finishes the
+    /// work items in flight), then the job is marked cancelled. Finished items are kept, and
+    /// `mp ingest --resume JOB_ID` continues it.
+    Kill {
+        /// The job id (from `mp jobs list`).
+        job_id: String,
+        /// Seconds to wait for the owner to stop.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Remove jobs that finished (completed, failed or cancelled) before a cut, with their
+    /// work items.
+    Cleanup {
+        /// Age of the cut: 30d, 6w, 18m, 5y (days, weeks, months, years).
+        #[arg(long, value_name = "SPAN", default_value = "30d")]
+        older_than: String,
+        /// List what would go and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Find interrupted jobs (running, owner gone) and orphaned temporary and lock files;
+    /// exit 1 while any is left.
+    Doctor {
+        /// Mark the interrupted jobs failed (resumable) and remove the orphaned files.
+        #[arg(long)]
+        fix: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

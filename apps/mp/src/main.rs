@@ -14,12 +14,13 @@ mod config;
 mod error;
 mod events;
 mod logging;
+mod process;
 mod progress;
 mod wiring;
 
 use cli::{
     Cli, Command, ConfigCommand, IexCommand, JobsCommand, LakeCommand, OhlcvCommand,
-    ProvidersCommand,
+    ProvidersCommand, PruneCommand,
 };
 use commands::Context;
 use error::AppError;
@@ -33,6 +34,7 @@ fn context(cli: &Cli) -> Result<(Context, config::Loaded), AppError> {
         config: loaded.config.clone(),
         data_dir,
         quiet: cli.global.quiet > 0,
+        clock: wiring::clock(&|k| std::env::var(k).ok())?,
     };
     Ok((ctx, loaded))
 }
@@ -44,6 +46,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
         .map_err(|e| AppError::Failed(e.into()))
 }
 
+#[allow(clippy::too_many_lines)] // one arm per command: the map from flags to commands
 fn run(cli: &Cli) -> Result<(), AppError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -67,6 +70,17 @@ fn run(cli: &Cli) -> Result<(), AppError> {
         } => {
             let (ctx, _) = context(cli)?;
             runtime()?.block_on(commands::ingest::run(&ctx, args, &mut out))
+        }
+        Command::Backfill(args)
+        | Command::Ohlcv {
+            command: OhlcvCommand::Backfill(args),
+        } => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::backfill::run(&ctx, args, &mut out))
+        }
+        Command::Gaps(args) => {
+            let (ctx, _) = context(cli)?;
+            runtime()?.block_on(commands::gaps::run(&ctx, args, &mut out))
         }
         Command::Validate(args)
         | Command::Ohlcv {
@@ -107,10 +121,29 @@ fn run(cli: &Cli) -> Result<(), AppError> {
                 }
             }
         }
-        Command::Health { json } => {
+        Command::Prune { command } => {
             let (ctx, _) = context(cli)?;
-            runtime()?.block_on(commands::lake::health(&ctx, *json, &mut out))
+            let rt = runtime()?;
+            match command {
+                PruneCommand::Parquet(args) => {
+                    rt.block_on(commands::prune::parquet(&ctx, args, &mut out))
+                }
+                PruneCommand::Sqlite(args) => {
+                    rt.block_on(commands::prune::sqlite(&ctx, args, &mut out))
+                }
+            }
         }
+        Command::Health { full, json } => match context(cli) {
+            Ok((ctx, loaded)) => runtime()?.block_on(commands::health::run(
+                &ctx,
+                loaded.source.as_deref(),
+                *full,
+                *json,
+                &mut out,
+            )),
+            // A configuration that does not load is the one thing health has to say.
+            Err(e) => commands::health::config_failed(&e, *json, &mut out),
+        },
         Command::Iex {
             command: IexCommand::Fetch { date, force },
         } => {
@@ -126,6 +159,21 @@ fn run(cli: &Cli) -> Result<(), AppError> {
                 }
                 JobsCommand::Show { job_id, json } => {
                     rt.block_on(commands::jobs::show(&ctx, job_id, *json, &mut out))
+                }
+                JobsCommand::Kill { job_id, timeout } => rt.block_on(commands::jobs::kill(
+                    &ctx,
+                    job_id,
+                    std::time::Duration::from_secs(*timeout),
+                    &mut out,
+                )),
+                JobsCommand::Cleanup {
+                    older_than,
+                    dry_run,
+                } => rt.block_on(commands::jobs::cleanup(
+                    &ctx, older_than, *dry_run, &mut out,
+                )),
+                JobsCommand::Doctor { fix, json } => {
+                    rt.block_on(commands::jobs::doctor(&ctx, *fix, *json, &mut out))
                 }
             }
         }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use marketpipe_domain::Timestamp;
 use marketpipe_fake::FakeProvider;
 use marketpipe_parquet::{LakeCompression, LakeOptions, ParquetLake};
-use marketpipe_ports::{MarketDataProvider, ProviderInfo, RateLimit};
+use marketpipe_ports::{
+    Clock, MarketDataProvider, ProviderInfo, RateLimit, ShiftedClock, SystemClock,
+};
 use marketpipe_provider_kit::{Env, ProcessEnv, ProviderSettings, SetupError};
 use marketpipe_sqlite::SqliteStore;
 
@@ -46,6 +49,8 @@ pub(crate) struct ProviderEntry {
     pub(crate) info: fn() -> ProviderInfo,
     /// Whether the credentials are set.
     pub(crate) credentials: fn(&Config, &dyn Env) -> Credentials,
+    /// The variables that set its credentials (`None`: it needs none).
+    pub(crate) credential_variables: Option<&'static str>,
     /// Builds the adapter from the configuration, the data directory and the environment.
     pub(crate) build: ProviderFactory,
 }
@@ -61,11 +66,13 @@ pub(crate) const PROVIDERS: &[ProviderEntry] = &[
         name: marketpipe_fake::NAME,
         info: || FakeProvider::new().info(),
         credentials: |_, _| Credentials::NotNeeded,
+        credential_variables: None,
         build: |_, _| Ok(Arc::new(FakeProvider::new())),
     },
     ProviderEntry {
         name: marketpipe_alpaca::NAME,
         info: marketpipe_alpaca::info,
+        credential_variables: Some(marketpipe_alpaca::CREDENTIAL_VARIABLES),
         credentials: |c, env| {
             present(marketpipe_alpaca::credentials_present(
                 &alpaca_settings(c),
@@ -82,6 +89,7 @@ pub(crate) const PROVIDERS: &[ProviderEntry] = &[
     ProviderEntry {
         name: marketpipe_polygon::NAME,
         info: marketpipe_polygon::info,
+        credential_variables: Some(marketpipe_polygon::CREDENTIAL_VARIABLES),
         credentials: |c, env| {
             present(marketpipe_polygon::credentials_present(
                 &keyed_settings(&c.providers.polygon, c),
@@ -98,6 +106,7 @@ pub(crate) const PROVIDERS: &[ProviderEntry] = &[
     ProviderEntry {
         name: marketpipe_finnhub::NAME,
         info: marketpipe_finnhub::info,
+        credential_variables: Some(marketpipe_finnhub::CREDENTIAL_VARIABLES),
         credentials: |c, env| {
             present(marketpipe_finnhub::credentials_present(
                 &keyed_settings(&c.providers.finnhub, c),
@@ -115,6 +124,7 @@ pub(crate) const PROVIDERS: &[ProviderEntry] = &[
         name: marketpipe_iex::NAME,
         info: || marketpipe_iex::IexHistProvider::new(PathBuf::new()).info(),
         credentials: |_, _| Credentials::NotNeeded,
+        credential_variables: None,
         build: |ctx, env| {
             Ok(Arc::new(marketpipe_iex::IexHistProvider::new(
                 iex_hist_dir(ctx, env),
@@ -214,6 +224,25 @@ pub(crate) fn provider_entry(name: &str) -> Result<&'static ProviderEntry, AppEr
 pub(crate) fn provider(name: &str, ctx: &Context) -> Result<Arc<dyn MarketDataProvider>, AppError> {
     let entry = provider_entry(name)?;
     (entry.build)(ctx, &ProcessEnv).map_err(|e| usage(anyhow::Error::new(e)))
+}
+
+/// The variable that sets the clock: `MP_NOW=2024-03-08T21:00:00Z` makes every command run
+/// as if started at that instant (tests, a rerun of a past day's schedule).
+pub(crate) const NOW_VAR: &str = "MP_NOW";
+
+/// The clock commands read: the system's, or one starting at `MP_NOW`.
+pub(crate) fn clock(env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn Clock>, AppError> {
+    match env(NOW_VAR).filter(|v| !v.is_empty()) {
+        None => Ok(Arc::new(SystemClock)),
+        Some(text) => {
+            let start = Timestamp::parse_rfc3339(&text).map_err(|e| {
+                usage(anyhow::anyhow!(
+                    "{NOW_VAR}={text:?}: {e}; give an RFC 3339 instant such as 2024-03-08T21:00:00Z, or unset it"
+                ))
+            })?;
+            Ok(Arc::new(ShiftedClock::starting_at(start)))
+        }
+    }
 }
 
 /// The resolved data directory: the flag or `MP_DATA_DIR`, else the config's.

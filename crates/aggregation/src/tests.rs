@@ -426,8 +426,9 @@ impl BarStore for FailingReads {
     async fn check_integrity(
         &self,
         frame: Option<Timeframe>,
+        depth: marketpipe_ports::IntegrityDepth,
     ) -> Result<IntegrityReport, LakeError> {
-        self.inner.check_integrity(frame).await
+        self.inner.check_integrity(frame, depth).await
     }
     async fn list_formats(
         &self,
@@ -443,6 +444,26 @@ impl BarStore for FailingReads {
     }
     async fn mark_format_current(&self) -> Result<(), LakeError> {
         self.inner.mark_format_current().await
+    }
+    async fn clean_orphans(
+        &self,
+        remove: bool,
+    ) -> Result<Vec<marketpipe_ports::OrphanFile>, LakeError> {
+        self.inner.clean_orphans(remove).await
+    }
+    async fn partition_digest(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<marketpipe_ports::PartitionDigest>, LakeError> {
+        self.inner.partition_digest(key).await
+    }
+    async fn prune_partition(
+        &self,
+        key: &PartitionKey,
+        cut: Timestamp,
+        dry_run: bool,
+    ) -> Result<marketpipe_ports::PruneOutcome, LakeError> {
+        self.inner.prune_partition(key, cut, dry_run).await
     }
 }
 
@@ -506,4 +527,57 @@ async fn a_failing_unit_is_reported_and_stays_stale() {
     let retry = h.run(&AggregateRequest::incremental()).await;
     assert_eq!(retry.sources_read, 1);
     assert!(retry.failures.is_empty());
+}
+
+#[tokio::test]
+async fn aggregated_bars_keep_their_1m_provider_and_say_mixed_when_it_differs() {
+    let h = Harness::new().await;
+    let symbol = sym("IBM");
+    let session = TradingCalendar::xnys()
+        .sessions(month(2024, 1))
+        .unwrap()
+        .remove(0);
+    let bars = FakeProvider::new().session_bars(symbol, &session, SessionKind::Regular);
+    let key = PartitionKey::for_date(Timeframe::M1, symbol, session.date);
+    let meta = |provider: &str, feed: Option<&str>| WriteMeta {
+        provider: provider.into(),
+        feed: feed.map(Into::into),
+        origin: marketpipe_ports::BarOrigin::Provider,
+        ingested_at: Timestamp::EPOCH,
+        job_id: None,
+    };
+    // The first hour from Alpaca's IEX feed, the rest from Polygon (no feed).
+    let (first_hour, rest) = bars.split_at(60);
+    h.lake
+        .write_partition(&key, first_hour, &meta("alpaca", Some("iex")))
+        .await
+        .unwrap();
+    h.lake
+        .write_partition(&key, rest, &meta("polygon", None))
+        .await
+        .unwrap();
+    h.run(&AggregateRequest {
+        frames: vec![Timeframe::M5, Timeframe::D1],
+        full: true,
+        ..AggregateRequest::incremental()
+    })
+    .await;
+    let five = PartitionKey::for_date(Timeframe::M5, symbol, session.date);
+    let five = h.lake.read_partition_sourced(&five).await.unwrap();
+    assert_eq!(five.bars.len(), 78);
+    let source = |i: usize| {
+        let s = five.source(i).unwrap();
+        (s.provider.clone(), s.feed.clone())
+    };
+    assert_eq!(source(0), ("alpaca".into(), Some("iex".into())));
+    assert_eq!(source(11), ("alpaca".into(), Some("iex".into())));
+    assert_eq!(source(12), ("polygon".into(), None));
+    let daily = PartitionKey::for_date(Timeframe::D1, symbol, session.date);
+    let daily = h.lake.read_partition_sourced(&daily).await.unwrap();
+    let day = daily.source(0).unwrap();
+    assert_eq!(
+        (day.provider.as_str(), day.feed.as_deref()),
+        ("mixed", Some("mixed")),
+        "a bar of two providers' 1m bars"
+    );
 }

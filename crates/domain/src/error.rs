@@ -97,6 +97,22 @@ pub enum DomainError {
         /// Why it was rejected.
         reason: String,
     },
+    /// A coverage state name that is not one of the four.
+    #[error(
+        "unknown coverage state {value:?}: expected filled, partial, empty_confirmed or failed"
+    )]
+    InvalidCoverageState {
+        /// The rejected input.
+        value: String,
+    },
+    /// A duration that is not a count followed by d, w, m or y.
+    #[error("invalid duration {value:?}: {reason} (e.g. 30d, 6w, 18m, 5y)")]
+    InvalidDuration {
+        /// The rejected input.
+        value: String,
+        /// What rule it broke.
+        reason: &'static str,
+    },
     /// An operation that needs at least one bar got none.
     #[error("{what} needs at least one bar")]
     NoBars {

@@ -243,6 +243,54 @@ impl JobSpec {
     }
 }
 
+/// What created a job, which decides how it is planned and continued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// `mp ingest`: every symbol x month of the spec; re-running the same spec continues it.
+    Ingest,
+    /// `mp backfill`: only the sessions the coverage map lacked; never continued by an
+    /// ingest of the same spec (a new backfill plans afresh from the coverage map).
+    Backfill,
+}
+
+impl JobKind {
+    /// The stored, lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Ingest, Self::Backfill]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind {s:?}"))
+    }
+}
+
+/// The process that runs (or last ran) a job: who to ask whether it is still alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOwner {
+    /// The host name.
+    pub host: String,
+    /// The process id on that host.
+    pub pid: u32,
+    /// When the process took the job.
+    pub started_at: Timestamp,
+}
+
 /// An ingestion job: a spec, its work items and its state.
 ///
 /// `Pending -> Running -> Completed | Failed | Cancelled`. A job completes only when every
@@ -258,12 +306,30 @@ pub struct IngestionJob {
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
     failure: Option<String>,
+    kind: JobKind,
+    owner: Option<JobOwner>,
+    heartbeat_at: Option<Timestamp>,
 }
 
 impl IngestionJob {
-    /// A pending job with its plan.
+    /// A pending ingest job with its plan (every symbol x month of the spec).
     pub fn new(id: JobId, spec: JobSpec, now: Timestamp) -> Self {
         let items = spec.plan();
+        Self::with_items(id, spec, JobKind::Ingest, items, now)
+    }
+
+    /// A pending job of `kind` with a plan of its own (a backfill's missing sessions). The
+    /// items are renumbered in order.
+    pub fn with_items(
+        id: JobId,
+        spec: JobSpec,
+        kind: JobKind,
+        mut items: Vec<WorkItem>,
+        now: Timestamp,
+    ) -> Self {
+        for (index, item) in items.iter_mut().enumerate() {
+            item.index = index;
+        }
         Self {
             id,
             spec,
@@ -273,6 +339,9 @@ impl IngestionJob {
             started_at: None,
             finished_at: None,
             failure: None,
+            kind,
+            owner: None,
+            heartbeat_at: None,
         }
     }
 
@@ -297,7 +366,45 @@ impl IngestionJob {
             started_at,
             finished_at,
             failure,
+            kind: JobKind::Ingest,
+            owner: None,
+            heartbeat_at: None,
         }
+    }
+
+    /// The stored kind, owner and last heartbeat of a restored job.
+    #[must_use]
+    pub fn with_lifecycle(
+        mut self,
+        kind: JobKind,
+        owner: Option<JobOwner>,
+        heartbeat_at: Option<Timestamp>,
+    ) -> Self {
+        self.kind = kind;
+        self.owner = owner;
+        self.heartbeat_at = heartbeat_at;
+        self
+    }
+
+    /// What created the job.
+    pub const fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// The process that runs (or last ran) the job.
+    pub const fn owner(&self) -> Option<&JobOwner> {
+        self.owner.as_ref()
+    }
+
+    /// When its owner last said it was alive.
+    pub const fn heartbeat_at(&self) -> Option<Timestamp> {
+        self.heartbeat_at
+    }
+
+    /// Takes the job for `owner` (a run starting or resuming it); the heartbeat starts now.
+    pub fn claim(&mut self, owner: JobOwner, now: Timestamp) {
+        self.owner = Some(owner);
+        self.heartbeat_at = Some(now);
     }
 
     /// The identifier.
@@ -516,9 +623,99 @@ impl IngestionJob {
     }
 }
 
+/// How a job is shown (`mp jobs list|show`): its stored state, except that a `running` job
+/// whose owner is gone is `interrupted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Planned, not started.
+    Pending,
+    /// Its owner is alive and heartbeating.
+    Running,
+    /// Stored as running, but its owner died (or stopped heartbeating): `mp ingest --resume`
+    /// or a re-run takes it over.
+    Interrupted,
+    /// Every work item is done.
+    Completed,
+    /// At least one work item failed, or the job was aborted.
+    Failed,
+    /// Stopped by the user.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The displayed, lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Interrupted => "interrupted",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status of a job stored as `state`, last heartbeating at `heartbeat_at`, at `now`:
+    /// a running job is interrupted when `owner_alive` says its process is gone (`Some(false)`:
+    /// checked on the owner's host), or when its heartbeat is older than `lease_nanos` (or it
+    /// has none). `owner_alive` is `None` when the owner runs on another host.
+    pub fn of(
+        state: JobState,
+        heartbeat_at: Option<Timestamp>,
+        owner_alive: Option<bool>,
+        now: Timestamp,
+        lease_nanos: i64,
+    ) -> Self {
+        match state {
+            JobState::Pending => Self::Pending,
+            JobState::Completed => Self::Completed,
+            JobState::Failed => Self::Failed,
+            JobState::Cancelled => Self::Cancelled,
+            JobState::Running => {
+                let beat_expired = heartbeat_at
+                    .is_none_or(|beat| now.nanos().saturating_sub(beat.nanos()) > lease_nanos);
+                if owner_alive == Some(false) || beat_expired {
+                    Self::Interrupted
+                } else {
+                    Self::Running
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_job_without_a_live_owner_is_interrupted() {
+        let now = Timestamp::from_nanos(100_000_000_000);
+        let lease = 30_000_000_000;
+        let fresh = Some(Timestamp::from_nanos(90_000_000_000));
+        let stale = Some(Timestamp::from_nanos(60_000_000_000));
+        let status = |beat, alive| JobStatus::of(JobState::Running, beat, alive, now, lease);
+        assert_eq!(status(fresh, Some(true)), JobStatus::Running);
+        assert_eq!(status(fresh, None), JobStatus::Running);
+        assert_eq!(status(fresh, Some(false)), JobStatus::Interrupted);
+        assert_eq!(status(stale, Some(true)), JobStatus::Interrupted);
+        assert_eq!(status(None, None), JobStatus::Interrupted);
+        for state in [JobState::Completed, JobState::Failed, JobState::Cancelled] {
+            assert_eq!(
+                JobStatus::of(state, stale, Some(false), now, lease).as_str(),
+                state.as_str()
+            );
+        }
+        assert_eq!("backfill".parse::<JobKind>().unwrap(), JobKind::Backfill);
+        assert!("other".parse::<JobKind>().is_err());
+    }
 
     fn job() -> IngestionJob {
         let spec = JobSpec {

@@ -3,7 +3,8 @@
 //! The innermost ring of MarketPipe's hexagonal architecture: value objects (`Symbol`,
 //! `Timestamp`, `Price`, `Timeframe`, ranges), entities and aggregates (`Bar`,
 //! `IngestionJob`, `SymbolBarsAggregate`), domain events, the XNYS `TradingCalendar`, and the
-//! pure domain services (`resample`, `vwap`, `daily_summary`, validation rules). It depends
+//! pure domain services (`resample`, `vwap`, `daily_summary`, validation rules, the coverage
+//! map's rules). It depends
 //! on no other MarketPipe crate and performs no I/O: no files, no network, no async runtime,
 //! no clock reads (callers pass `now`). Every other crate builds on these types.
 //!
@@ -19,12 +20,14 @@
 pub mod aggregate;
 pub mod bar;
 pub mod calendar;
+pub mod coverage;
 pub mod error;
 pub mod events;
 pub mod job;
 pub mod price;
 pub mod resample;
 pub mod retry;
+pub mod span;
 pub mod symbol;
 pub mod time;
 pub mod timeframe;
@@ -33,12 +36,16 @@ pub mod validation;
 pub use aggregate::{DailySummary, SymbolBarsAggregate, VwapAccumulator, daily_summary, vwap};
 pub use bar::Bar;
 pub use calendar::{DayStatus, Session, SessionKind, TradingCalendar};
+pub use coverage::{CoverageState, FetchReason, SessionCoverage};
 pub use error::DomainError;
 pub use events::DomainEvent;
-pub use job::{IngestionJob, JobId, JobSpec, JobState, WorkItem, WorkItemStatus};
+pub use job::{
+    IngestionJob, JobId, JobKind, JobOwner, JobSpec, JobState, JobStatus, WorkItem, WorkItemStatus,
+};
 pub use price::{PRICE_SCALE, Price};
 pub use resample::{Resampler, bucket_start, resample};
 pub use retry::RetryPolicy;
+pub use span::{Span, SpanUnit};
 pub use symbol::Symbol;
 pub use time::{DateRange, TimeRange, Timestamp};
 pub use timeframe::{PartitionPeriod, Timeframe};

@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use marketpipe_domain::{
-    Bar, DomainEvent, IngestionJob, JobId, JobSpec, JobState, SessionKind, Timeframe,
-    TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
+    Bar, DomainEvent, IngestionJob, JobId, JobOwner, JobSpec, JobState, SessionCoverage,
+    SessionKind, Timeframe, TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
 };
 use marketpipe_ports::{
-    Adjustment, BarOrigin, BarRequest, BarStore, Clock, DailySummaryRepository, EventPublisher,
-    JobRepository, MarketDataProvider, MetricSample, MetricsRepository, PartitionKey,
-    PartitionManifest, PartitionRecord, ProviderError, ProviderInfo, WorkItemRepository, WriteMeta,
+    Adjustment, BarOrigin, BarRequest, BarStore, Clock, CoverageRepository, DailySummaryRepository,
+    EventPublisher, JobRepository, MarketDataProvider, MetricSample, MetricsRepository,
+    PartitionKey, PartitionManifest, PartitionRecord, ProviderError, ProviderInfo,
+    WorkItemRepository, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -36,6 +37,8 @@ pub struct IngestDeps {
     pub manifest: Arc<dyn PartitionManifest>,
     /// Daily summaries.
     pub summaries: Arc<dyn DailySummaryRepository>,
+    /// The coverage map: every answer per (symbol, session) is recorded there.
+    pub coverage: Arc<dyn CoverageRepository>,
     /// Domain events.
     pub events: Arc<dyn EventPublisher>,
     /// The metrics history: each run records its figures there, labelled with the job.
@@ -44,10 +47,17 @@ pub struct IngestDeps {
     pub clock: Arc<dyn Clock>,
 }
 
+/// How often a running job's owner heartbeats by default.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How old a running job's heartbeat may be before the job counts as interrupted (several
+/// missed beats, so that a busy store does not make a live job look dead).
+pub const HEARTBEAT_LEASE: Duration = Duration::from_mins(1);
+
 /// How a job runs.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Work items in flight at once.
+    /// Batches of work items in flight at once (see `batch_bar_budget`).
     pub concurrency: usize,
     /// Page size asked of the provider (`None`: the provider's maximum).
     pub page_size: Option<usize>,
@@ -59,6 +69,11 @@ pub struct IngestOptions {
     /// into one multi-symbol request stream up to this many expected bars (and up to the
     /// provider's symbols per request), so memory stays bounded by the budget.
     pub batch_bar_budget: usize,
+    /// The process running the job (recorded on the job, so that `mp jobs` can tell a dead
+    /// owner); `None` records none.
+    pub owner: Option<JobOwner>,
+    /// How often the owner heartbeats while the job runs.
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for IngestOptions {
@@ -69,6 +84,8 @@ impl Default for IngestOptions {
             adjustment: Adjustment::Raw,
             retry: RetryPolicy::default(),
             batch_bar_budget: 300_000,
+            owner: None,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
         }
     }
 }
@@ -201,7 +218,15 @@ impl Coordinator {
         } else {
             job.resume(now)?
         };
+        if let Some(owner) = &self.options.owner {
+            job.claim(owner.clone(), now);
+        }
         self.deps.jobs.save_state(&job).await?;
+        let _heartbeat = self
+            .options
+            .owner
+            .as_ref()
+            .map(|_| self.spawn_heartbeat(job.id()));
         self.publish(&event).await;
         let pending: Vec<WorkItem> = job.pending_items().cloned().collect();
         // A resume resets unfinished items to pending: checkpoint that too.
@@ -303,6 +328,28 @@ impl Coordinator {
         Ok(report)
     }
 
+    /// Beats the job's heartbeat every `heartbeat_interval` until the returned guard drops.
+    fn spawn_heartbeat(&self, id: &JobId) -> AbortOnDrop {
+        let jobs = Arc::clone(&self.deps.jobs);
+        let clock = Arc::clone(&self.deps.clock);
+        let id = id.clone();
+        let interval = self
+            .options
+            .heartbeat_interval
+            .max(Duration::from_millis(10));
+        AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(e) = jobs.heartbeat(&id, clock.now()).await {
+                    warn!(job = %id, error = %e, "heartbeat not recorded");
+                }
+            }
+        }))
+    }
+
     #[allow(clippy::unused_self)] // a method, so that it reads beside `run`
     fn report(&self, job: &IngestionJob, tally: &Tally, started: Instant) -> JobReport {
         JobReport {
@@ -359,6 +406,16 @@ impl Coordinator {
         if let Err(e) = self.deps.events.publish(event).await {
             warn!(error = %e, "event not published");
         }
+    }
+}
+
+/// Aborts a background task when dropped (the heartbeat stops with the run).
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -442,6 +499,7 @@ impl ItemRunner {
         match fetched {
             Err(e) => {
                 let error = ItemError::Provider(Arc::new(e));
+                self.record_failures(&batch, &error.to_string()).await;
                 for (i, item) in batch.into_iter().enumerate() {
                     // The batch's request counts are reported once, on its first item.
                     let report = if i == 0 {
@@ -475,6 +533,13 @@ impl ItemRunner {
                     let bars = by_symbol.remove(&item.symbol).unwrap_or_default();
                     report.bars_fetched += bars.len() as u64;
                     let result = self.store_item(&item, bars, report).await;
+                    if let Err(failure) = &result {
+                        self.record_failures(
+                            std::slice::from_ref(&item),
+                            &failure.error.to_string(),
+                        )
+                        .await;
+                    }
                     outcomes.push((item, result));
                 }
             }
@@ -491,8 +556,10 @@ impl ItemRunner {
         mut report: ItemReport,
     ) -> Result<ItemReport, ItemFailure> {
         let bars = self.clean(item, bars, &mut report);
+        let coverage = self.coverage_of(item, &bars);
         if bars.is_empty() {
             warn!(symbol = %item.symbol, dates = %item.dates, "provider returned no bars");
+            self.record_coverage(item, &coverage, report).await?;
             return Ok(report);
         }
         let mut by_partition: BTreeMap<PartitionKey, Vec<Bar>> = BTreeMap::new();
@@ -549,7 +616,82 @@ impl ItemRunner {
             })?;
             debug!(partition = %key, rows = outcome.rows, rewritten = outcome.rewritten, "partition written");
         }
+        // Only once the bars are in the lake is the answer recorded.
+        self.record_coverage(item, &coverage, report).await?;
         Ok(report)
+    }
+
+    /// The coverage of an item's answer: per session of its dates, the bars that came.
+    fn coverage_of(&self, item: &WorkItem, bars: &[Bar]) -> Vec<SessionCoverage> {
+        let kind = self.spec.session;
+        let now = self.deps.clock.now();
+        let sessions = self.calendar.sessions(item.dates).unwrap_or_default();
+        sessions
+            .iter()
+            .map(|session| {
+                let (open, close) = session.bounds(kind);
+                // `bars` are sorted by ts: the session's are one run.
+                let first = bars.partition_point(|b| b.ts < open);
+                let end = bars.partition_point(|b| b.ts < close);
+                let count = u32::try_from(end.saturating_sub(first)).unwrap_or(u32::MAX);
+                SessionCoverage::answered(
+                    &self.spec.provider,
+                    self.spec.feed.as_deref(),
+                    item.symbol,
+                    session,
+                    kind,
+                    count,
+                    Some(self.job_id.clone()),
+                    now,
+                )
+            })
+            .collect()
+    }
+
+    async fn record_coverage(
+        &self,
+        item: &WorkItem,
+        coverage: &[SessionCoverage],
+        report: ItemReport,
+    ) -> Result<(), ItemFailure> {
+        self.deps
+            .coverage
+            .record_coverage(coverage)
+            .await
+            .map_err(|e| {
+                ItemFailure::new(
+                    ItemError::Coverage {
+                        symbol: item.symbol,
+                        dates: item.dates,
+                        source: Arc::new(e),
+                    },
+                    report,
+                )
+            })
+    }
+
+    /// Records `failed` for every session of `items` (logged, not fatal: the items fail
+    /// anyway, and a failure never replaces an earlier answer).
+    async fn record_failures(&self, items: &[WorkItem], error: &str) {
+        let now = self.deps.clock.now();
+        let mut entries = Vec::new();
+        for item in items {
+            for session in self.calendar.sessions(item.dates).unwrap_or_default() {
+                entries.push(SessionCoverage::failed(
+                    &self.spec.provider,
+                    self.spec.feed.as_deref(),
+                    item.symbol,
+                    &session,
+                    self.spec.session,
+                    error,
+                    Some(self.job_id.clone()),
+                    now,
+                ));
+            }
+        }
+        if let Err(e) = self.deps.coverage.record_coverage(&entries).await {
+            warn!(error = %e, "failed sessions not recorded in the coverage map");
+        }
     }
 
     /// Every page of the batch's symbols and dates (the same for every item of a batch),

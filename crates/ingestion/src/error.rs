@@ -22,6 +22,26 @@ pub enum IngestError {
         /// Its state.
         state: JobState,
     },
+    /// A job whose owner is alive: it cannot be taken over.
+    #[error(
+        "job {job_id} is running (pid {pid} on {host}); wait for it, or stop it with `mp jobs kill {job_id}`"
+    )]
+    AlreadyRunning {
+        /// The job.
+        job_id: JobId,
+        /// Its owner's host.
+        host: String,
+        /// Its owner's pid.
+        pid: u32,
+    },
+    /// A job that has already ended (nothing to stop or mark).
+    #[error("job {job_id} is already {state}")]
+    AlreadyFinished {
+        /// The job.
+        job_id: JobId,
+        /// Its state.
+        state: JobState,
+    },
     /// A feed the provider does not have.
     #[error("--feed {feed:?} is not a feed of {provider}; its feeds are {}", feeds.join(", "))]
     UnknownFeed {
@@ -45,6 +65,9 @@ pub enum IngestError {
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Repository(#[from] RepositoryError),
+    /// The lake could not be read (a backfill checks it against the manifest).
+    #[error("lake: {0}")]
+    Lake(#[from] LakeError),
 }
 
 impl IngestError {
@@ -55,6 +78,8 @@ impl IngestError {
             self,
             Self::JobNotFound(_)
                 | Self::NotResumable { .. }
+                | Self::AlreadyFinished { .. }
+                | Self::AlreadyRunning { .. }
                 | Self::UnknownFeed { .. }
                 | Self::BadConcurrency
         ) || matches!(
@@ -91,6 +116,16 @@ pub enum ItemError {
         key: PartitionKey,
         /// The domain's error.
         source: DomainError,
+    },
+    /// Recording the item's sessions in the coverage map failed (the bars are stored).
+    #[error("recording the coverage of {symbol} {dates}: {source}")]
+    Coverage {
+        /// The symbol.
+        symbol: marketpipe_domain::Symbol,
+        /// The item's dates.
+        dates: marketpipe_domain::DateRange,
+        /// The store's error.
+        source: Arc<RepositoryError>,
     },
     /// Storing the daily summaries failed.
     #[error("storing daily summaries of {key}: {source}")]

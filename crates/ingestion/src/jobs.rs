@@ -2,8 +2,11 @@
 //! job with the same spec (re-running a command continues it from its checkpoints), else a
 //! new one. Only the job records are read: no provider is built to choose.
 
-use marketpipe_domain::{IngestionJob, JobId, JobSpec, JobState, TradingCalendar};
-use marketpipe_ports::{Clock, JobRepository, ProviderInfo};
+use marketpipe_domain::JobStatus;
+use marketpipe_domain::{IngestionJob, JobId, JobKind, JobSpec, JobState, TradingCalendar};
+use marketpipe_ports::{Clock, JobRepository, OwnerProbe, ProviderInfo};
+
+use crate::coordinator::HEARTBEAT_LEASE;
 
 use crate::error::IngestError;
 
@@ -46,15 +49,21 @@ pub struct SelectedJob {
 pub async fn select_job(
     jobs: &dyn JobRepository,
     clock: &dyn Clock,
+    probe: &dyn OwnerProbe,
     request: JobRequest,
 ) -> Result<SelectedJob, IngestError> {
     match request {
-        JobRequest::Resume(id) => Ok(SelectedJob {
-            job: load_resumable(jobs, &id).await?,
-            choice: JobChoice::Resumed,
-        }),
+        JobRequest::Resume(id) => {
+            let job = load_resumable(jobs, &id).await?;
+            refuse_if_alive(&job, clock, probe)?;
+            Ok(SelectedJob {
+                job,
+                choice: JobChoice::Resumed,
+            })
+        }
         JobRequest::Run(spec) => {
             if let Some(job) = find_unfinished(jobs, &spec, RESUME_SEARCH).await? {
+                refuse_if_alive(&job, clock, probe)?;
                 return Ok(SelectedJob {
                     job,
                     choice: JobChoice::Continued,
@@ -67,6 +76,42 @@ pub async fn select_job(
             })
         }
     }
+}
+
+/// The status of `job` now: `Running` only while its owner lives.
+pub fn job_status(job: &IngestionJob, clock: &dyn Clock, probe: &dyn OwnerProbe) -> JobStatus {
+    marketpipe_ports::owner_status(
+        probe,
+        job.state(),
+        job.owner(),
+        job.heartbeat_at(),
+        clock.now(),
+        lease_nanos(),
+    )
+}
+
+/// [`HEARTBEAT_LEASE`] in nanoseconds.
+pub fn lease_nanos() -> i64 {
+    i64::try_from(HEARTBEAT_LEASE.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// A job whose owner is alive is never taken over: two processes would run it at once.
+fn refuse_if_alive(
+    job: &IngestionJob,
+    clock: &dyn Clock,
+    probe: &dyn OwnerProbe,
+) -> Result<(), IngestError> {
+    if job_status(job, clock, probe) != JobStatus::Running {
+        return Ok(());
+    }
+    let (host, pid) = job
+        .owner()
+        .map_or((String::new(), 0), |o| (o.host.clone(), o.pid));
+    Err(IngestError::AlreadyRunning {
+        job_id: job.id().clone(),
+        host,
+        pid,
+    })
 }
 
 /// Plans and stores a new pending job. Every date must be inside the calendar's years
@@ -83,15 +128,16 @@ pub async fn create_job(
     Ok(job)
 }
 
-/// The newest unfinished (pending, running, failed or cancelled) job with exactly `spec`,
-/// among the `recent` newest jobs.
+/// The newest unfinished (pending, running, failed or cancelled) ingest job with exactly
+/// `spec`, among the `recent` newest jobs (a backfill job is never continued this way: its
+/// plan is only the sessions that were missing when it started).
 pub async fn find_unfinished(
     jobs: &dyn JobRepository,
     spec: &JobSpec,
     recent: usize,
 ) -> Result<Option<IngestionJob>, IngestError> {
     for summary in jobs.list(recent).await? {
-        if summary.state == JobState::Completed {
+        if summary.state == JobState::Completed || summary.kind != JobKind::Ingest {
             continue;
         }
         if let Some(job) = jobs.get(&summary.id).await?
@@ -119,6 +165,51 @@ pub async fn load_resumable(
             state: job.state(),
         });
     }
+    Ok(job)
+}
+
+/// Marks a job `cancelled` (`mp jobs kill`, once its owner has been asked to stop or is
+/// gone): items done stay done, so `--resume` continues from them.
+pub async fn cancel_job(
+    jobs: &dyn JobRepository,
+    clock: &dyn Clock,
+    id: &JobId,
+) -> Result<IngestionJob, IngestError> {
+    let mut job = jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| IngestError::JobNotFound(id.clone()))?;
+    if job.state().is_terminal() {
+        return Err(IngestError::AlreadyFinished {
+            job_id: id.clone(),
+            state: job.state(),
+        });
+    }
+    job.cancel(clock.now())?;
+    jobs.save_state(&job).await?;
+    Ok(job)
+}
+
+/// Marks a running job whose owner is gone `failed` with `reason` (`mp jobs doctor --fix`),
+/// so that it no longer looks alive; `--resume` continues it from its checkpoints.
+pub async fn mark_interrupted(
+    jobs: &dyn JobRepository,
+    clock: &dyn Clock,
+    id: &JobId,
+    reason: &str,
+) -> Result<IngestionJob, IngestError> {
+    let mut job = jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| IngestError::JobNotFound(id.clone()))?;
+    if job.state() != JobState::Running {
+        return Err(IngestError::AlreadyFinished {
+            job_id: id.clone(),
+            state: job.state(),
+        });
+    }
+    job.abort(reason, clock.now())?;
+    jobs.save_state(&job).await?;
     Ok(job)
 }
 

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use marketpipe_domain::{
-    Bar, DailySummary, DateRange, IngestionJob, JobId, JobSpec, JobState, Price, SessionKind,
-    Symbol, Timeframe, Timestamp, TradingCalendar, WorkItem, WorkItemStatus,
+    Bar, CoverageState, DailySummary, DateRange, IngestionJob, JobId, JobSpec, JobState, Price,
+    SessionCoverage, SessionKind, Symbol, Timeframe, Timestamp, TradingCalendar, WorkItem,
+    WorkItemStatus,
 };
 use marketpipe_ports::{
-    BarBatchStream, BarPage, BarQuery, BarStore, CollectingPublisher, DailySummaryRepository,
-    FixedClock, IntegrityReport, JobRepository, JobSummary, LakeError, MetricSample,
-    MetricsRepository, MockMarketDataProvider, PageCursor, PartitionInfo, PartitionKey,
-    PartitionManifest, PartitionRecord, ProviderError, ProviderInfo, RepositoryError,
-    WorkItemRepository, WriteMeta, WriteOutcome,
+    BarBatchStream, BarPage, BarQuery, BarStore, CollectingPublisher, CoverageQuery,
+    CoverageRepository, DailySummaryRepository, FixedClock, IntegrityReport, JobRepository,
+    JobSummary, LakeError, MetricSample, MetricsRepository, MockMarketDataProvider, PageCursor,
+    PartitionInfo, PartitionKey, PartitionManifest, PartitionRecord, ProviderError, ProviderInfo,
+    RepositoryError, WorkItemRepository, WriteMeta, WriteOutcome,
 };
 
 use crate::{Coordinator, IngestDeps, IngestOptions, NoProgress, RetryPolicy};
@@ -89,7 +90,11 @@ impl BarStore for MemLake {
     ) -> Result<Vec<PartitionInfo>, LakeError> {
         Ok(Vec::new())
     }
-    async fn check_integrity(&self, _f: Option<Timeframe>) -> Result<IntegrityReport, LakeError> {
+    async fn check_integrity(
+        &self,
+        _f: Option<Timeframe>,
+        _d: marketpipe_ports::IntegrityDepth,
+    ) -> Result<IntegrityReport, LakeError> {
         Ok(IntegrityReport::default())
     }
     async fn read_partition_sourced(
@@ -121,7 +126,50 @@ impl BarStore for MemLake {
     async fn mark_format_current(&self) -> Result<(), LakeError> {
         Ok(())
     }
+    async fn clean_orphans(
+        &self,
+        _remove: bool,
+    ) -> Result<Vec<marketpipe_ports::OrphanFile>, LakeError> {
+        Ok(Vec::new())
+    }
+    async fn partition_digest(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<marketpipe_ports::PartitionDigest>, LakeError> {
+        Ok(self
+            .parts
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|bars| marketpipe_ports::PartitionDigest {
+                rows: bars.len() as u64,
+                content_hash: format!("{}", bars.len()),
+            }))
+    }
+    async fn prune_partition(
+        &self,
+        key: &PartitionKey,
+        cut: Timestamp,
+        dry_run: bool,
+    ) -> Result<marketpipe_ports::PruneOutcome, LakeError> {
+        let mut parts = self.parts.lock().unwrap();
+        let Some(bars) = parts.get_mut(key) else {
+            return Ok(marketpipe_ports::PruneOutcome::Untouched);
+        };
+        let before = bars.iter().filter(|b| b.ts < cut).count() as u64;
+        if before > 0 && !dry_run {
+            bars.retain(|b| b.ts >= cut);
+        }
+        Ok(if before == 0 {
+            marketpipe_ports::PruneOutcome::Untouched
+        } else {
+            marketpipe_ports::PruneOutcome::Removed { rows: before }
+        })
+    }
 }
+
+/// (provider, feed, symbol, date, hours): the coverage map's key.
+type CoverageKey = (String, String, Symbol, chrono::NaiveDate, &'static str);
 
 #[derive(Debug, Default)]
 struct MemStore {
@@ -129,7 +177,9 @@ struct MemStore {
     items: Mutex<BTreeMap<(JobId, usize), WorkItem>>,
     manifest: Mutex<BTreeMap<PartitionKey, PartitionRecord>>,
     summaries: Mutex<BTreeMap<(Symbol, chrono::NaiveDate), DailySummary>>,
+    coverage: Mutex<BTreeMap<CoverageKey, SessionCoverage>>,
     checkpoints: AtomicUsize,
+    heartbeats: AtomicUsize,
 }
 
 impl MemStore {
@@ -153,6 +203,53 @@ impl MemStore {
             job.finished_at(),
             job.failure().map(str::to_owned),
         )
+        .with_lifecycle(job.kind(), job.owner().cloned(), job.heartbeat_at())
+    }
+}
+
+#[async_trait]
+impl CoverageRepository for MemStore {
+    async fn record_coverage(&self, entries: &[SessionCoverage]) -> Result<(), RepositoryError> {
+        let mut map = self.coverage.lock().unwrap();
+        for e in entries {
+            let key = (
+                e.provider.clone(),
+                e.feed.clone().unwrap_or_default(),
+                e.symbol,
+                e.date,
+                e.hours.as_str(),
+            );
+            let keep_old = e.state == CoverageState::Failed
+                && map.get(&key).is_some_and(|old| old.state.is_answered());
+            if !keep_old {
+                map.insert(key, e.clone());
+            }
+        }
+        Ok(())
+    }
+    async fn coverage(&self, q: &CoverageQuery) -> Result<Vec<SessionCoverage>, RepositoryError> {
+        Ok(self
+            .coverage
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| {
+                q.provider
+                    .as_ref()
+                    .is_none_or(|p| *p == e.provider && q.feed == e.feed)
+            })
+            .filter(|e| q.symbols.is_empty() || q.symbols.contains(&e.symbol))
+            .filter(|e| q.dates.is_none_or(|d| d.contains(e.date)))
+            .cloned()
+            .collect())
+    }
+    async fn prune_coverage(
+        &self,
+        _symbols: &[Symbol],
+        _before: chrono::NaiveDate,
+        _dry_run: bool,
+    ) -> Result<marketpipe_ports::CoveragePruned, RepositoryError> {
+        Ok(marketpipe_ports::CoveragePruned::default())
     }
 }
 
@@ -178,6 +275,10 @@ impl JobRepository for MemStore {
             .insert(job.id().clone(), job.clone());
         Ok(())
     }
+    async fn heartbeat(&self, _id: &JobId, _at: Timestamp) -> Result<(), RepositoryError> {
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
     async fn get(&self, id: &JobId) -> Result<Option<IngestionJob>, RepositoryError> {
         let exists = self.jobs.lock().unwrap().contains_key(id);
         Ok(exists.then(|| self.job(id)))
@@ -198,6 +299,9 @@ impl JobRepository for MemStore {
                 bars: 0,
                 created_at: j.created_at(),
                 finished_at: j.finished_at(),
+                kind: j.kind(),
+                owner: j.owner().cloned(),
+                heartbeat_at: j.heartbeat_at(),
             })
             .collect())
     }
@@ -226,6 +330,10 @@ impl PartitionManifest for MemStore {
     }
     async fn get(&self, key: &PartitionKey) -> Result<Option<PartitionRecord>, RepositoryError> {
         Ok(self.manifest.lock().unwrap().get(key).cloned())
+    }
+    async fn remove(&self, key: &PartitionKey) -> Result<(), RepositoryError> {
+        self.manifest.lock().unwrap().remove(key);
+        Ok(())
     }
     async fn list(
         &self,
@@ -346,23 +454,39 @@ impl MetricsRepository for MemMetrics {
 }
 
 fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
-    harness_with(
-        provider,
-        IngestOptions {
-            concurrency: 3,
-            retry: RetryPolicy {
-                max_retries: 3,
-                base_delay: Duration::ZERO,
-                max_delay: Duration::ZERO,
-            },
-            ..IngestOptions::default()
+    harness_with(provider, fast_retries())
+}
+
+fn fast_retries() -> IngestOptions {
+    IngestOptions {
+        concurrency: 3,
+        retry: RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
         },
-    )
+        ..IngestOptions::default()
+    }
 }
 
 fn harness_with(
     provider: MockMarketDataProvider,
     options: IngestOptions,
+) -> (Coordinator, Harness) {
+    harness_at(
+        provider,
+        options,
+        Timestamp::from_nanos(1_700_000_000_000_000_000),
+    )
+}
+
+/// 2024-03-09T12:00Z: every session of the week of 2024-03-04 has ended.
+const AFTER_THE_WEEK: Timestamp = Timestamp::from_nanos(1_709_985_600_000_000_000);
+
+fn harness_at(
+    provider: MockMarketDataProvider,
+    options: IngestOptions,
+    now: Timestamp,
 ) -> (Coordinator, Harness) {
     let lake = Arc::new(MemLake::default());
     let store = Arc::new(MemStore::default());
@@ -375,9 +499,10 @@ fn harness_with(
         items: store.clone(),
         manifest: store.clone(),
         summaries: store.clone(),
+        coverage: store.clone(),
         events: events.clone(),
         metrics: metrics.clone(),
-        clock: Arc::new(FixedClock(Timestamp::from_nanos(1_700_000_000_000_000_000))),
+        clock: Arc::new(FixedClock(now)),
     };
     (
         Coordinator::new(deps, options),
@@ -875,9 +1000,12 @@ async fn a_provider_that_retries_itself_is_not_retried_again_and_its_counts_are_
 async fn select_job_resumes_continues_or_creates_without_a_provider() {
     let store = MemStore::default();
     let clock = FixedClock(Timestamp::from_nanos(1_764_215_412_000_000_000));
+    let mut probe = marketpipe_ports::MockOwnerProbe::new();
+    probe.expect_host_name().returning(|| "host-1".into());
+    probe.expect_pid_alive().returning(|pid| Some(pid == 7));
     let s = spec("AAPL", "2024-01-02", "2024-02-29");
 
-    let created = crate::select_job(&store, &clock, crate::JobRequest::Run(s.clone()))
+    let created = crate::select_job(&store, &clock, &probe, crate::JobRequest::Run(s.clone()))
         .await
         .unwrap();
     assert_eq!(created.choice, crate::JobChoice::Created);
@@ -889,7 +1017,7 @@ async fn select_job_resumes_continues_or_creates_without_a_provider() {
     assert_eq!(created.job.items().len(), 2, "one item per month");
 
     // The same spec again continues the unfinished job instead of creating another.
-    let again = crate::select_job(&store, &clock, crate::JobRequest::Run(s.clone()))
+    let again = crate::select_job(&store, &clock, &probe, crate::JobRequest::Run(s.clone()))
         .await
         .unwrap();
     assert_eq!(again.choice, crate::JobChoice::Continued);
@@ -899,6 +1027,7 @@ async fn select_job_resumes_continues_or_creates_without_a_provider() {
     let resumed = crate::select_job(
         &store,
         &clock,
+        &probe,
         crate::JobRequest::Resume(created.job.id().clone()),
     )
     .await
@@ -909,6 +1038,7 @@ async fn select_job_resumes_continues_or_creates_without_a_provider() {
     let missing = crate::select_job(
         &store,
         &clock,
+        &probe,
         crate::JobRequest::Resume(JobId::new("nope").unwrap()),
     )
     .await
@@ -919,11 +1049,52 @@ async fn select_job_resumes_continues_or_creates_without_a_provider() {
     let outside = crate::select_job(
         &store,
         &clock,
+        &probe,
         crate::JobRequest::Run(spec("AAPL", "1990-01-02", "1990-01-31")),
     )
     .await
     .unwrap_err();
     assert!(outside.is_bad_request(), "{outside}");
+
+    // A job whose owner lives (pid 7 on this host, fresh heartbeat) is never taken over.
+    let mut live = created.job.clone();
+    live.start(marketpipe_ports::Clock::now(&clock)).unwrap();
+    live.claim(
+        marketpipe_domain::JobOwner {
+            host: "host-1".into(),
+            pid: 7,
+            started_at: marketpipe_ports::Clock::now(&clock),
+        },
+        marketpipe_ports::Clock::now(&clock),
+    );
+    JobRepository::save_state(&store, &live).await.unwrap();
+    let refused = crate::select_job(&store, &clock, &probe, crate::JobRequest::Run(s.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, crate::IngestError::AlreadyRunning { pid: 7, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("mp jobs kill"), "{refused}");
+    // Its owner dies: the next run takes it over.
+    live.claim(
+        marketpipe_domain::JobOwner {
+            host: "host-1".into(),
+            pid: 8,
+            started_at: marketpipe_ports::Clock::now(&clock),
+        },
+        marketpipe_ports::Clock::now(&clock),
+    );
+    JobRepository::save_state(&store, &live).await.unwrap();
+    let taken = crate::select_job(
+        &store,
+        &clock,
+        &probe,
+        crate::JobRequest::Resume(live.id().clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(taken.job.id(), live.id());
 }
 
 #[tokio::test]
@@ -1028,4 +1199,276 @@ fn a_feed_is_one_of_the_providers_or_its_default() {
             .as_deref(),
         Some("any")
     );
+}
+
+/// Every minute of the request's regular sessions, except `(symbol, date)` pairs in `empty`.
+fn full_sessions(request: &marketpipe_ports::BarRequest, empty: &[(&str, &str)]) -> Vec<Bar> {
+    let cal = TradingCalendar::xnys();
+    let start = marketpipe_domain::calendar::ny_date(request.range.start());
+    let end = marketpipe_domain::calendar::ny_date(request.range.end().saturating_add_nanos(-1));
+    let p = Price::from_raw(100_000_000_000).unwrap();
+    let mut out = Vec::new();
+    for symbol in &request.symbols {
+        for s in cal.sessions(DateRange::new(start, end).unwrap()).unwrap() {
+            if empty
+                .iter()
+                .any(|(sym, d)| *sym == symbol.as_str() && *d == s.date.to_string())
+            {
+                continue;
+            }
+            for m in 0..i64::from(s.minutes(SessionKind::Regular)) {
+                let ts = s.open.saturating_add_nanos(m * 60_000_000_000);
+                out.push(Bar::new(*symbol, ts, p, p, p, p, 10));
+            }
+        }
+    }
+    out
+}
+
+/// A mock provider serving [`full_sessions`] that logs each request's (symbols, first and
+/// last New York date).
+fn logging_provider(
+    empty: &'static [(&'static str, &'static str)],
+) -> (MockMarketDataProvider, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(|| ProviderInfo {
+        max_symbols_per_request: 10,
+        ..info()
+    });
+    p.expect_fetch_bars().returning(move |req| {
+        let start = marketpipe_domain::calendar::ny_date(req.range.start());
+        let end = marketpipe_domain::calendar::ny_date(req.range.end().saturating_add_nanos(-1));
+        let symbols: Vec<&str> = req.symbols.iter().map(Symbol::as_str).collect();
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {start}..={end}", symbols.join(",")));
+        Ok(BarPage {
+            bars: full_sessions(req, empty),
+            ..BarPage::default()
+        })
+    });
+    (p, log)
+}
+
+fn backfill_request(recheck: bool) -> crate::BackfillRequest {
+    crate::BackfillRequest {
+        provider: "mock".into(),
+        feed: None,
+        symbols: Symbol::parse_list("AAPL,MSFT").unwrap(),
+        dates: DateRange::parse("2024-03-04", "2024-03-08").unwrap(),
+        session: SessionKind::Regular,
+        recheck,
+    }
+}
+
+fn plan_deps(h: &Harness) -> crate::PlanDeps {
+    crate::PlanDeps {
+        lake: h.lake.clone(),
+        manifest: h.store.clone(),
+        coverage: h.store.clone(),
+        jobs: h.store.clone(),
+        clock: Arc::new(FixedClock(AFTER_THE_WEEK)),
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_asks_only_for_what_the_coverage_map_lacks_and_remembers_empty_sessions() {
+    let (p, log) = logging_provider(&[("MSFT", "2024-03-06")]);
+    let (coord, h) = harness_at(p, IngestOptions::default(), AFTER_THE_WEEK);
+    let deps = plan_deps(&h);
+    let run = |recheck| {
+        let (coord, deps) = (coord.clone(), deps.clone());
+        async move {
+            let plan = crate::plan_backfill(&deps, backfill_request(recheck))
+                .await
+                .unwrap();
+            crate::run_backfill(
+                &coord,
+                &deps,
+                plan,
+                &NoProgress,
+                Arc::new(AtomicBool::new(false)),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    let first = run(false).await;
+    assert_eq!(first.plan.sessions.len(), 10);
+    assert_eq!(first.plan.items.len(), 2, "one request range per symbol");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["AAPL,MSFT 2024-03-04..=2024-03-08"],
+        "both symbols' identical ranges share one request"
+    );
+    assert_eq!(first.in_state(CoverageState::Filled).count(), 9);
+    let empty: Vec<String> = first
+        .in_state(CoverageState::EmptyConfirmed)
+        .map(|o| format!("{} {}", o.symbol, o.date))
+        .collect();
+    assert_eq!(empty, ["MSFT 2024-03-06"]);
+    let job = first.job.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    let stored = JobRepository::get(h.store.as_ref(), &job.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.kind(), marketpipe_domain::JobKind::Backfill);
+
+    // Nothing is missing: no job, no request.
+    let second = run(false).await;
+    assert!(second.plan.is_empty() && second.job.is_none());
+    assert_eq!(log.lock().unwrap().len(), 1);
+
+    // Someone removes AAPL's 2024-03-05 from the lake: only that session is asked again.
+    let key = PartitionKey::for_date(
+        Timeframe::M1,
+        Symbol::new("AAPL").unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 3, 5).unwrap(),
+    );
+    h.lake
+        .parts
+        .lock()
+        .unwrap()
+        .get_mut(&key)
+        .unwrap()
+        .retain(|b| marketpipe_domain::calendar::ny_date(b.ts).to_string() != "2024-03-05");
+    let third = run(false).await;
+    assert_eq!(third.plan.partitions_reread, [key]);
+    let planned: Vec<String> = third
+        .plan
+        .sessions
+        .iter()
+        .map(|s| format!("{} {} {}", s.symbol, s.date, s.reason))
+        .collect();
+    assert_eq!(planned, ["AAPL 2024-03-05 lake_changed"]);
+    assert_eq!(log.lock().unwrap()[1], "AAPL 2024-03-05..=2024-03-05");
+
+    // --recheck asks again for the empty session, and only for it.
+    let fourth = run(true).await;
+    let planned: Vec<String> = fourth
+        .plan
+        .sessions
+        .iter()
+        .map(|s| format!("{} {} {}", s.symbol, s.date, s.reason))
+        .collect();
+    assert_eq!(planned, ["MSFT 2024-03-06 recheck"]);
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_session_is_recorded_and_asked_again_while_an_answer_is_never_overwritten() {
+    let mut p = MockMarketDataProvider::new();
+    p.expect_info().returning(info);
+    p.expect_fetch_bars().returning(|_| {
+        Err(ProviderError::BadRequest {
+            provider: "mock".into(),
+            message: "no such feed".into(),
+        })
+    });
+    let (coord, h) = harness_at(p, fast_retries(), AFTER_THE_WEEK);
+    let deps = plan_deps(&h);
+    let request = crate::BackfillRequest {
+        symbols: Symbol::parse_list("IBM").unwrap(),
+        ..backfill_request(false)
+    };
+    let plan = crate::plan_backfill(&deps, request.clone()).await.unwrap();
+    let report = crate::run_backfill(
+        &coord,
+        &deps,
+        plan,
+        &NoProgress,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.in_state(CoverageState::Failed).count(), 5);
+    let error = report.outcomes[0].error.clone().unwrap();
+    assert!(error.contains("no such feed"), "{error}");
+    let replanned = crate::plan_backfill(&deps, request).await.unwrap();
+    assert!(
+        replanned
+            .sessions
+            .iter()
+            .all(|s| s.reason == marketpipe_domain::FetchReason::Failed)
+    );
+    assert_eq!(replanned.sessions.len(), 5);
+    // A later failure leaves an answered session as it was.
+    let session = TradingCalendar::xnys()
+        .session(chrono::NaiveDate::from_ymd_opt(2024, 3, 4).unwrap())
+        .unwrap()
+        .unwrap();
+    let sym = Symbol::new("IBM").unwrap();
+    let at = AFTER_THE_WEEK;
+    let answered = SessionCoverage::answered(
+        "mock",
+        None,
+        sym,
+        &session,
+        SessionKind::Regular,
+        390,
+        None,
+        at,
+    );
+    h.store.record_coverage(&[answered]).await.unwrap();
+    let failed = SessionCoverage::failed(
+        "mock",
+        None,
+        sym,
+        &session,
+        SessionKind::Regular,
+        "503",
+        None,
+        at,
+    );
+    h.store.record_coverage(&[failed]).await.unwrap();
+    let kept = h
+        .store
+        .coverage(&CoverageQuery {
+            provider: Some("mock".into()),
+            symbols: vec![sym],
+            dates: Some(DateRange::parse("2024-03-04", "2024-03-04").unwrap()),
+            ..CoverageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept[0].state, CoverageState::Filled);
+}
+
+#[tokio::test]
+async fn a_running_job_records_its_owner_and_heartbeats() {
+    let (p, _log) = logging_provider(&[]);
+    let owner = marketpipe_domain::JobOwner {
+        host: "host-1".into(),
+        pid: 4242,
+        started_at: Timestamp::from_nanos(5),
+    };
+    let (coord, h) = harness_with(
+        p,
+        IngestOptions {
+            owner: Some(owner.clone()),
+            heartbeat_interval: Duration::from_millis(10),
+            ..IngestOptions::default()
+        },
+    );
+    let job = coord
+        .create_job(
+            JobId::new("owned").unwrap(),
+            spec("AAPL", "2024-03-04", "2024-03-08"),
+        )
+        .await
+        .unwrap();
+    coord
+        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let stored = JobRepository::get(h.store.as_ref(), &JobId::new("owned").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.owner(), Some(&owner));
+    assert!(stored.heartbeat_at().is_some());
 }

@@ -240,7 +240,7 @@ async fn an_interrupted_upgrade_is_finished_by_the_next_run() {
 
     let integrity = lake
         .lake
-        .check_integrity(Some(Timeframe::M1))
+        .check_integrity(Some(Timeframe::M1), marketpipe_ports::IntegrityDepth::Full)
         .await
         .unwrap();
     assert!(

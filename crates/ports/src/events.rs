@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use marketpipe_domain::{DomainEvent, Timestamp};
+use marketpipe_domain::{DomainEvent, JobOwner, JobState, JobStatus, Timestamp};
 
 use crate::error::PublishError;
 
@@ -74,6 +74,62 @@ impl Clock for FixedClock {
     }
 }
 
+/// Who a job's owner is and whether it still lives: this host's name and its processes.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait OwnerProbe: Send + Sync + fmt::Debug {
+    /// This host's name, as a job's owner records it.
+    fn host_name(&self) -> String;
+    /// Whether process `pid` of this host is alive (`None`: this host cannot tell).
+    fn pid_alive(&self, pid: u32) -> Option<bool>;
+}
+
+/// Whether `owner`'s process is alive: checked when it runs on this host, `None` for another
+/// host (only its heartbeat tells).
+pub fn owner_alive(probe: &dyn OwnerProbe, owner: &JobOwner) -> Option<bool> {
+    if owner.host == probe.host_name() {
+        probe.pid_alive(owner.pid)
+    } else {
+        None
+    }
+}
+
+/// How a job stored as `state` with `owner` and its last heartbeat is shown at `now`, with
+/// the heartbeat lease `lease_nanos` (see [`JobStatus::of`]); `probe` tells whether the owner
+/// lives.
+pub fn owner_status(
+    probe: &dyn OwnerProbe,
+    state: JobState,
+    owner: Option<&JobOwner>,
+    heartbeat_at: Option<Timestamp>,
+    now: Timestamp,
+    lease_nanos: i64,
+) -> JobStatus {
+    let alive = owner.and_then(|o| owner_alive(probe, o));
+    JobStatus::of(state, heartbeat_at, alive, now, lease_nanos)
+}
+
+/// A clock that starts at a chosen instant and then runs at the system clock's pace (the
+/// app's `MP_NOW`: a run that behaves as on another day, with real durations).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    offset_nanos: i64,
+}
+
+impl ShiftedClock {
+    /// A clock whose `now()` is `start` at this moment.
+    pub fn starting_at(start: Timestamp) -> Self {
+        Self {
+            offset_nanos: start.nanos().saturating_sub(SystemClock.now().nanos()),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanos(SystemClock.now().nanos().saturating_add(self.offset_nanos))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +158,9 @@ mod tests {
     fn clocks() {
         assert!(SystemClock.now().nanos() > 1_700_000_000_000_000_000);
         assert_eq!(FixedClock(Timestamp::from_nanos(7)).now().nanos(), 7);
+        let start = Timestamp::from_nanos(1_709_900_000_000_000_000);
+        let shifted = ShiftedClock::starting_at(start).now();
+        assert!(shifted >= start && shifted.nanos() - start.nanos() < 60_000_000_000);
         let mut mock = MockClock::new();
         mock.expect_now().return_const(Timestamp::from_nanos(9));
         let clock: &dyn Clock = &mock;

@@ -257,6 +257,54 @@ pub struct WriteOutcome {
     pub format_version: u32,
 }
 
+/// A partition file's content as read from the file (not from the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDigest {
+    /// Rows stored (after the write protocol's upsert by `ts`).
+    pub rows: u64,
+    /// The same hash as [`WriteOutcome::content_hash`]: equal to the manifest's unless the
+    /// file was changed outside `mp`.
+    pub content_hash: String,
+}
+
+/// A file of the write protocol that nothing uses any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrphanKind {
+    /// A temporary file of a write that died before its rename.
+    Temp,
+    /// A lock file beside no data file (a first write that died, or a removed partition).
+    Lock,
+}
+
+/// An orphaned file, found (and with `remove`, removed) by [`BarStore::clean_orphans`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OrphanFile {
+    /// Its path, relative to the lake root.
+    pub path: String,
+    /// What it is.
+    pub kind: OrphanKind,
+}
+
+/// What a retention prune did to one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PruneOutcome {
+    /// No file, or no row before the cut: nothing changed.
+    Untouched,
+    /// Every row was before the cut: the file is gone.
+    Removed {
+        /// Rows removed.
+        rows: u64,
+    },
+    /// The partition straddled the cut: rewritten by the write protocol with the rows on or
+    /// after it.
+    Rewritten {
+        /// Rows removed.
+        removed: u64,
+        /// The write (rows kept, the new content hash).
+        outcome: WriteOutcome,
+    },
+}
+
 /// What to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BarQuery {
@@ -289,6 +337,16 @@ pub struct IntegrityProblem {
     pub path: String,
     /// What is wrong.
     pub problem: String,
+}
+
+/// How deep an integrity check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrityDepth {
+    /// Each file's footer: a readable Parquet file whose metadata fits its partition (catches
+    /// truncated and foreign files; cheap).
+    Footer,
+    /// Every row: also decodable, sorted by `ts`, unique, inside the partition's period.
+    Full,
 }
 
 /// The result of an integrity check.
@@ -334,9 +392,13 @@ pub trait BarStore: Send + Sync + fmt::Debug {
         symbols: &[Symbol],
     ) -> Result<Vec<PartitionInfo>, LakeError>;
 
-    /// Reads every file (of `frame`, or all) and reports unreadable or inconsistent ones.
-    async fn check_integrity(&self, frame: Option<Timeframe>)
-    -> Result<IntegrityReport, LakeError>;
+    /// Checks every file (of `frame`, or all) to `depth` and reports unreadable or
+    /// inconsistent ones, stale temporary files and orphaned lock files.
+    async fn check_integrity(
+        &self,
+        frame: Option<Timeframe>,
+        depth: IntegrityDepth,
+    ) -> Result<IntegrityReport, LakeError>;
 
     /// Every partition file (of `frame`, or all) with the lake format it is written in,
     /// sorted by key; a partition whose format-1 file still sits beside its format-2 file
@@ -355,6 +417,26 @@ pub trait BarStore: Send + Sync + fmt::Debug {
     /// Records that every partition file is in [`LAKE_FORMAT_VERSION`] (the lake root's
     /// `layout::FORMAT_MARKER`), once an upgrade has left nothing older.
     async fn mark_format_current(&self) -> Result<(), LakeError>;
+
+    /// The temporary and lock files no writer holds; with `remove`, each is deleted (under
+    /// its partition's lock, so a writer starting meanwhile is never disturbed).
+    async fn clean_orphans(&self, remove: bool) -> Result<Vec<OrphanFile>, LakeError>;
+
+    /// Reads one partition's file and hashes its content; `None` when it has no file.
+    async fn partition_digest(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<PartitionDigest>, LakeError>;
+
+    /// Removes the rows before `cut` from one partition, by the write protocol (under the
+    /// partition's lock; a straddling file is rewritten, never edited in place). With
+    /// `dry_run`, only says what it would do.
+    async fn prune_partition(
+        &self,
+        key: &PartitionKey,
+        cut: Timestamp,
+        dry_run: bool,
+    ) -> Result<PruneOutcome, LakeError>;
 }
 
 #[cfg(test)]
@@ -389,7 +471,7 @@ mod tests {
     async fn mock_store_is_object_safe() {
         let mut mock = MockBarStore::new();
         mock.expect_read_partition().returning(|_| Ok(Vec::new()));
-        mock.expect_check_integrity().returning(|_| {
+        mock.expect_check_integrity().returning(|_, _| {
             Ok(IntegrityReport {
                 files_checked: 1,
                 problems: vec![IntegrityProblem {
@@ -405,6 +487,14 @@ mod tests {
             NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
         );
         assert!(store.read_partition(&key).await.unwrap().is_empty());
-        assert_eq!(store.check_integrity(None).await.unwrap().problems.len(), 1);
+        assert_eq!(
+            store
+                .check_integrity(None, IntegrityDepth::Full)
+                .await
+                .unwrap()
+                .problems
+                .len(),
+            1
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! `mocks` feature, each trait has a `mockall` mock (`MockMarketDataProvider`, …) for other
 //! crates' tests.
 
+pub mod coverage;
 pub mod error;
 pub mod events;
 pub mod lake;
@@ -19,17 +20,21 @@ pub mod metadata;
 pub mod provider;
 pub mod query;
 
+pub use coverage::{CoverageCounts, CoveragePruned, CoverageQuery, CoverageRepository};
 pub use error::{BoxError, LakeError, ProviderError, PublishError, QueryError, RepositoryError};
-pub use events::{Clock, CollectingPublisher, EventPublisher, FixedClock, SystemClock};
+pub use events::{
+    Clock, CollectingPublisher, EventPublisher, FixedClock, OwnerProbe, ShiftedClock, SystemClock,
+    owner_alive, owner_status,
+};
 pub use lake::{
-    BarBatchStream, BarOrigin, BarQuery, BarSource, BarStore, IntegrityProblem, IntegrityReport,
-    LAKE_FORMAT_VERSION, PartitionInfo, PartitionKey, SourcedBars, StoredFormat, WriteMeta,
-    WriteOutcome,
+    BarBatchStream, BarOrigin, BarQuery, BarSource, BarStore, IntegrityDepth, IntegrityProblem,
+    IntegrityReport, LAKE_FORMAT_VERSION, OrphanFile, OrphanKind, PartitionDigest, PartitionInfo,
+    PartitionKey, PruneOutcome, SourcedBars, StoredFormat, WriteMeta, WriteOutcome,
 };
 pub use metadata::{
-    DailySummaryRepository, JobRepository, JobSummary, MetricSample, MetricsRepository,
-    PartitionManifest, PartitionRecord, ReportSummary, ValidationReport,
-    ValidationReportRepository, WorkItemRepository,
+    DailySummaryRepository, JobRepository, JobSummary, MetadataPruned, MetadataRetention,
+    MetricSample, MetricsRepository, PartitionManifest, PartitionRecord, ReportSummary,
+    ValidationReport, ValidationReportRepository, WorkItemRepository,
 };
 pub use provider::{
     Adjustment, BarPage, BarRequest, FetchStats, MarketDataProvider, PageCursor, ProviderInfo,
@@ -38,13 +43,15 @@ pub use provider::{
 pub use query::{Cell, QueryEngine, QueryResult};
 
 #[cfg(any(test, feature = "mocks"))]
-pub use events::{MockClock, MockEventPublisher};
+pub use coverage::MockCoverageRepository;
+#[cfg(any(test, feature = "mocks"))]
+pub use events::{MockClock, MockEventPublisher, MockOwnerProbe};
 #[cfg(any(test, feature = "mocks"))]
 pub use lake::MockBarStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use metadata::{
-    MockDailySummaryRepository, MockJobRepository, MockMetricsRepository, MockPartitionManifest,
-    MockValidationReportRepository, MockWorkItemRepository,
+    MockDailySummaryRepository, MockJobRepository, MockMetadataRetention, MockMetricsRepository,
+    MockPartitionManifest, MockValidationReportRepository, MockWorkItemRepository,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::MockMarketDataProvider;

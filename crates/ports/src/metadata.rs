@@ -6,8 +6,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use marketpipe_domain::{
-    DailySummary, DateRange, Finding, IngestionJob, JobId, JobState, RuleId, Severity, Symbol,
-    Timeframe, Timestamp, WorkItem,
+    DailySummary, DateRange, Finding, IngestionJob, JobId, JobKind, JobOwner, JobState, RuleId,
+    Severity, Symbol, Timeframe, Timestamp, WorkItem,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,12 @@ pub struct JobSummary {
     pub created_at: Timestamp,
     /// When it ended.
     pub finished_at: Option<Timestamp>,
+    /// What created it.
+    pub kind: JobKind,
+    /// The process that runs (or last ran) it.
+    pub owner: Option<JobOwner>,
+    /// When its owner last said it was alive.
+    pub heartbeat_at: Option<Timestamp>,
 }
 
 /// Ingestion jobs.
@@ -43,12 +49,55 @@ pub struct JobSummary {
 pub trait JobRepository: Send + Sync + fmt::Debug {
     /// Stores a new job with its planned work items.
     async fn create(&self, job: &IngestionJob) -> Result<(), RepositoryError>;
-    /// Stores the job's state, times and failure (not its items: see `WorkItemRepository`).
+    /// Stores the job's state, times, failure, owner and heartbeat (not its items: see
+    /// `WorkItemRepository`).
     async fn save_state(&self, job: &IngestionJob) -> Result<(), RepositoryError>;
+    /// Records that the job's owner is alive at `at` (only while the job is running).
+    async fn heartbeat(&self, id: &JobId, at: Timestamp) -> Result<(), RepositoryError>;
     /// Loads a job with its items.
     async fn get(&self, id: &JobId) -> Result<Option<IngestionJob>, RepositoryError>;
     /// The newest jobs first, at most `limit`.
     async fn list(&self, limit: usize) -> Result<Vec<JobSummary>, RepositoryError>;
+}
+
+/// What a metadata retention prune removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetadataPruned {
+    /// Finished jobs (completed, failed or cancelled) removed.
+    pub jobs: u64,
+    /// Their work items.
+    pub work_items: u64,
+    /// Metric samples.
+    pub metrics: u64,
+    /// Validation reports.
+    pub reports: u64,
+    /// The reports' findings.
+    pub findings: u64,
+    /// Bytes the database file shrank by when compacted (0 in a dry run).
+    pub bytes_reclaimed: u64,
+}
+
+/// Retention of the metadata store: forgetting old finished work.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MetadataRetention: Send + Sync + fmt::Debug {
+    /// Removes jobs that finished before `before` (with their items), metric samples and
+    /// validation reports (with their findings) made before it, then compacts the store;
+    /// with `dry_run`, only counts them. Running jobs and the partition manifest are never
+    /// touched.
+    async fn prune_metadata(
+        &self,
+        before: Timestamp,
+        dry_run: bool,
+    ) -> Result<MetadataPruned, RepositoryError>;
+
+    /// Removes only the jobs that finished before `before`, with their items (`mp jobs
+    /// cleanup`); with `dry_run`, only counts them. Nothing is compacted.
+    async fn prune_jobs(
+        &self,
+        before: Timestamp,
+        dry_run: bool,
+    ) -> Result<MetadataPruned, RepositoryError>;
 }
 
 /// Work items: the checkpoints that let a killed job resume.
@@ -109,6 +158,9 @@ pub trait PartitionManifest: Send + Sync + fmt::Debug {
     async fn record(&self, record: &PartitionRecord) -> Result<(), RepositoryError>;
     /// One partition's record.
     async fn get(&self, key: &PartitionKey) -> Result<Option<PartitionRecord>, RepositoryError>;
+    /// Forgets a partition whose file is gone (a retention prune), with its aggregation
+    /// marks. Removing an unknown partition is not an error.
+    async fn remove(&self, key: &PartitionKey) -> Result<(), RepositoryError>;
     /// The records of `frame` for `symbols` (empty = all).
     async fn list(
         &self,

@@ -68,7 +68,11 @@ impl BarStore for MemLake {
             })
             .collect())
     }
-    async fn check_integrity(&self, _f: Option<Timeframe>) -> Result<IntegrityReport, LakeError> {
+    async fn check_integrity(
+        &self,
+        _f: Option<Timeframe>,
+        _d: marketpipe_ports::IntegrityDepth,
+    ) -> Result<IntegrityReport, LakeError> {
         Ok(IntegrityReport::default())
     }
     async fn read_partition_sourced(
@@ -99,6 +103,26 @@ impl BarStore for MemLake {
     }
     async fn mark_format_current(&self) -> Result<(), LakeError> {
         Ok(())
+    }
+    async fn clean_orphans(
+        &self,
+        _remove: bool,
+    ) -> Result<Vec<marketpipe_ports::OrphanFile>, LakeError> {
+        Ok(Vec::new())
+    }
+    async fn partition_digest(
+        &self,
+        _key: &PartitionKey,
+    ) -> Result<Option<marketpipe_ports::PartitionDigest>, LakeError> {
+        Ok(None)
+    }
+    async fn prune_partition(
+        &self,
+        _key: &PartitionKey,
+        _cut: Timestamp,
+        _dry_run: bool,
+    ) -> Result<marketpipe_ports::PruneOutcome, LakeError> {
+        Ok(marketpipe_ports::PruneOutcome::Untouched)
     }
 }
 

@@ -1,18 +1,19 @@
 //! `mp ingest` (also `mp ohlcv ingest`, `mp ingest-ohlcv`).
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use marketpipe_domain::{DateRange, JobId, JobSpec, JobState, SessionKind, Symbol};
+use marketpipe_domain::{DateRange, JobId, JobOwner, JobSpec, JobState, SessionKind};
 use marketpipe_ingestion::{
     Coordinator, IngestDeps, IngestError, IngestOptions, JobChoice, JobReport, JobRequest,
     RetryPolicy, resolve_feed, select_job,
 };
-use marketpipe_ports::{Clock, SystemClock};
+use marketpipe_parquet::ParquetLake;
+use marketpipe_ports::{Clock, MarketDataProvider};
+use marketpipe_sqlite::SqliteStore;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::cli::IngestArgs;
@@ -29,7 +30,7 @@ pub(crate) async fn run(
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     let config = &ctx.config;
-    let options = ingest_options(config, args.concurrency);
+    let options = ingest_options(ctx, args.concurrency);
     // Everything the user typed is checked before any file is touched.
     options
         .check()
@@ -49,13 +50,18 @@ pub(crate) async fn run(
     ensure_writable_dir(&ctx.data_dir)?;
     let lake = Arc::new(wiring::lake(&ctx.data_dir, config)?);
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = Arc::clone(&ctx.clock);
     let (job, provider) = match request {
         // A resumed job runs with its own provider, whatever the configuration's default.
         JobRequest::Resume(id) => {
-            let selected = select_job(store.as_ref(), clock.as_ref(), JobRequest::Resume(id))
-                .await
-                .map_err(ingest_error)?;
+            let selected = select_job(
+                store.as_ref(),
+                clock.as_ref(),
+                &crate::process::LocalProcesses,
+                JobRequest::Resume(id),
+            )
+            .await
+            .map_err(ingest_error)?;
             let job = selected.job;
             let provider = wiring::provider(&job.spec().provider, ctx).map_err(|e| {
                 e.context(format!(
@@ -70,38 +76,22 @@ pub(crate) async fn run(
         // The provider is built first, so that a missing key creates no job.
         JobRequest::Run(spec) => {
             let provider = wiring::provider(&spec.provider, ctx)?;
-            let selected = select_job(store.as_ref(), clock.as_ref(), JobRequest::Run(spec))
-                .await
-                .map_err(ingest_error)?;
+            let selected = select_job(
+                store.as_ref(),
+                clock.as_ref(),
+                &crate::process::LocalProcesses,
+                JobRequest::Run(spec),
+            )
+            .await
+            .map_err(ingest_error)?;
             if selected.choice == JobChoice::Continued {
                 info!(job = %selected.job.id(), "continuing the unfinished job with the same symbols, dates and provider");
             }
             (selected.job, provider)
         }
     };
-    let deps = IngestDeps {
-        provider,
-        lake,
-        jobs: store.clone(),
-        items: store.clone(),
-        manifest: store.clone(),
-        summaries: store.clone(),
-        events: Arc::new(crate::events::LogPublisher),
-        metrics: store.clone(),
-        clock,
-    };
-    let coordinator = Coordinator::new(deps, options);
-
-    let cancel = Arc::new(AtomicBool::new(false));
-    let on_signal = Arc::clone(&cancel);
-    let signal_task = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            warn!(
-                "interrupted: finishing the work items in flight, then stopping (resume with --resume)"
-            );
-            on_signal.store(true, Ordering::Relaxed);
-        }
-    });
+    let coordinator = Coordinator::new(ingest_deps(&store, lake, provider, clock), options);
+    let (cancel, signal_task) = cancel_on_signals();
     let job_symbols = job.spec().symbols.clone();
     let symbols = job_symbols.len();
     let progress = Progress::new(ctx.quiet);
@@ -136,7 +126,7 @@ pub(crate) async fn run(
 }
 
 /// A request the context refused is a usage error (exit 2); anything else failed (exit 1).
-fn ingest_error(e: IngestError) -> AppError {
+pub(crate) fn ingest_error(e: IngestError) -> AppError {
     if e.is_bad_request() {
         usage(e)
     } else {
@@ -144,9 +134,71 @@ fn ingest_error(e: IngestError) -> AppError {
     }
 }
 
-/// Coordinator options from the configuration and the flags.
-fn ingest_options(config: &crate::config::Config, concurrency: Option<usize>) -> IngestOptions {
+/// The ingestion context's ports over the lake and the metadata store.
+pub(crate) fn ingest_deps(
+    store: &Arc<SqliteStore>,
+    lake: Arc<ParquetLake>,
+    provider: Arc<dyn MarketDataProvider>,
+    clock: Arc<dyn Clock>,
+) -> IngestDeps {
+    IngestDeps {
+        provider,
+        lake,
+        jobs: store.clone(),
+        items: store.clone(),
+        manifest: store.clone(),
+        summaries: store.clone(),
+        coverage: store.clone(),
+        events: Arc::new(crate::events::LogPublisher),
+        metrics: store.clone(),
+        clock,
+    }
+}
+
+/// A flag set by Ctrl-C (SIGINT) or SIGTERM (`mp jobs kill`, systemd's stop): the run
+/// finishes the work items in flight, then ends the job `cancelled`.
+pub(crate) fn cancel_on_signals() -> (Arc<AtomicBool>, JoinHandle<()>) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&cancel);
+    let task = tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        warn!("stopping: finishing the work items in flight, then stopping (resume with --resume)");
+        on_signal.store(true, Ordering::Relaxed);
+    });
+    (cancel, task)
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Coordinator options from the configuration and the flags; the job's owner is this
+/// process.
+pub(crate) fn ingest_options(ctx: &Context, concurrency: Option<usize>) -> IngestOptions {
+    let config = &ctx.config;
     IngestOptions {
+        owner: Some(JobOwner {
+            host: crate::process::host_name(),
+            pid: std::process::id(),
+            started_at: ctx.clock.now(),
+        }),
         concurrency: concurrency.unwrap_or(config.ingest.concurrency),
         retry: RetryPolicy {
             max_retries: config.ingest.max_retries,
@@ -158,29 +210,32 @@ fn ingest_options(config: &crate::config::Config, concurrency: Option<usize>) ->
     }
 }
 
-fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError> {
-    let provider = args
-        .provider
-        .clone()
-        .unwrap_or_else(|| ctx.config.ingest.provider.clone());
+/// The provider of `--provider` (else the config's) and its feed (`--feed`, else the
+/// provider's default).
+pub(crate) fn provider_and_feed(
+    ctx: &Context,
+    provider: Option<&str>,
+    feed: Option<&str>,
+) -> Result<(String, Option<String>), AppError> {
+    let provider = provider.map_or_else(|| ctx.config.ingest.provider.clone(), str::to_owned);
     let info = (wiring::provider_entry(&provider)?.info)();
-    let feed = resolve_feed(args.feed.as_deref(), &info).map_err(usage)?;
-    let mut symbols: Vec<Symbol> = Vec::new();
-    if let Some(list) = &args.symbols {
-        symbols.extend(Symbol::parse_list(list).map_err(usage)?);
+    let feed = resolve_feed(feed, &info).map_err(usage)?;
+    Ok((provider, feed))
+}
+
+/// The hours of `--extended-hours`, else the config's `ingest.extended_hours`.
+pub(crate) fn hours(ctx: &Context, extended_flag: bool) -> SessionKind {
+    if extended_flag || ctx.config.ingest.extended_hours {
+        SessionKind::Extended
+    } else {
+        SessionKind::Regular
     }
-    if let Some(file) = &args.symbols_file {
-        for s in read_symbols_file(file)? {
-            if !symbols.contains(&s) {
-                symbols.push(s);
-            }
-        }
-    }
-    if symbols.is_empty() {
-        return Err(usage(anyhow::anyhow!(
-            "no symbols given: pass --symbols or --symbols-file"
-        )));
-    }
+}
+
+fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError> {
+    let (provider, feed) = provider_and_feed(ctx, args.provider.as_deref(), args.feed.as_deref())?;
+    let symbols =
+        crate::commands::symbols_from(args.symbols.as_deref(), args.symbols_file.as_deref())?;
     let (Some(start), Some(end)) = (&args.start, &args.end) else {
         return Err(usage(anyhow::anyhow!("--start and --end are required")));
     };
@@ -188,43 +243,13 @@ fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError>
     marketpipe_domain::TradingCalendar::xnys()
         .sessions(dates)
         .map_err(usage)?;
-    let extended = args.extended_hours || ctx.config.ingest.extended_hours;
     Ok(JobSpec {
         provider,
         feed,
         symbols,
         dates,
-        session: if extended {
-            SessionKind::Extended
-        } else {
-            SessionKind::Regular
-        },
+        session: hours(ctx, args.extended_hours),
     })
-}
-
-fn read_symbols_file(path: &Path) -> Result<Vec<Symbol>, AppError> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read symbols file {}", path.display()))
-        .map_err(usage)?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        for token in line
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-        {
-            let s = Symbol::new(token)
-                .with_context(|| format!("{}:{}", path.display(), n + 1))
-                .map_err(usage)?;
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn print_summary(out: &mut dyn Write, r: &JobReport, symbols: usize) -> std::io::Result<()> {

@@ -1,13 +1,12 @@
-//! `mp lake upgrade`, `mp lake status` and `mp health`.
+//! `mp lake upgrade` and `mp lake status`.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use marketpipe_lake::{
-    FormatCensus, HealthCheck, HealthStatus, LakeUpgrader, UpgradeDeps, UpgradeProgress,
-    UpgradeReport, census,
+    FormatCensus, LakeUpgrader, UpgradeDeps, UpgradeProgress, UpgradeReport, census,
 };
-use marketpipe_ports::{LAKE_FORMAT_VERSION, PartitionKey, SystemClock, WriteOutcome};
+use marketpipe_ports::{LAKE_FORMAT_VERSION, PartitionKey, WriteOutcome};
 
 use crate::commands::Context;
 use crate::error::AppError;
@@ -30,7 +29,7 @@ pub(crate) async fn upgrade(
     let upgrader = LakeUpgrader::new(UpgradeDeps {
         lake,
         manifest: store.clone(),
-        clock: Arc::new(SystemClock),
+        clock: Arc::clone(&ctx.clock),
     });
     let result = upgrader.run(&Logged).await;
     store.close().await;
@@ -81,45 +80,6 @@ pub(crate) async fn status(ctx: &Context, json: bool, out: &mut dyn Write) -> Re
         )?;
     }
     Ok(())
-}
-
-/// `mp health [--json]`: exit 1 when a check fails.
-pub(crate) async fn health(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
-    let lake = wiring::lake(&ctx.data_dir, &ctx.config)?;
-    let checks: Vec<HealthCheck> = vec![census(&lake).await.map_err(failed)?.health_check()];
-    if json {
-        let rows: Vec<serde_json::Value> = checks
-            .iter()
-            .map(|c| {
-                serde_json::json!({"check": c.name, "status": c.status.as_str(), "detail": c.detail})
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut *out, &rows).map_err(|e| AppError::Failed(e.into()))?;
-        writeln!(out)?;
-    } else {
-        for check in &checks {
-            writeln!(
-                out,
-                "{:<4}  {:<12}  {}",
-                check.status.as_str(),
-                check.name,
-                check.detail
-            )?;
-        }
-    }
-    let failed_checks: Vec<&str> = checks
-        .iter()
-        .filter(|c| c.status == HealthStatus::Fail)
-        .map(|c| c.name)
-        .collect();
-    if failed_checks.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::Failed(anyhow::anyhow!(
-            "health checks failed: {}",
-            failed_checks.join(", ")
-        )))
-    }
 }
 
 fn failed(e: impl Into<anyhow::Error>) -> AppError {

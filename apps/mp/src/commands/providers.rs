@@ -150,7 +150,7 @@ pub(crate) async fn iex_fetch(
             version,
         } => writeln!(
             out,
-            "{date}: downloaded {} ({bytes} bytes, TOPS {version})",
+            "{date}: downloaded {} ({bytes} bytes, {version})",
             path.display()
         )?,
         marketpipe_iex::fetch::Fetched::AlreadyPresent { path } => writeln!(

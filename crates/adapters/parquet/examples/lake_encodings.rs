@@ -70,9 +70,9 @@ fn main() -> Result<(), Error> {
             },
         ),
         (
-            "vwap plain",
+            "vwap byte-stream-split",
             ColumnEncodings {
-                vwap: PriceEncoding::Plain,
+                vwap: PriceEncoding::ByteStreamSplit,
                 ..default
             },
         ),
@@ -84,9 +84,9 @@ fn main() -> Result<(), Error> {
             },
         ),
         (
-            "delta counts",
+            "counts plain",
             ColumnEncodings {
-                delta_counts: true,
+                delta_counts: false,
                 ..default
             },
         ),

@@ -379,6 +379,19 @@ pub(crate) fn read_format_version(path: &Path) -> Result<Option<u32>, LakeError>
         .map_err(|m| corrupt(path, m))
 }
 
+/// Reads only a partition file's footer: it must be a readable Parquet file whose metadata
+/// fits `symbol` and a format this build knows. `Ok(None)` when the file does not exist.
+pub(crate) fn check_footer(path: &Path, symbol: Symbol) -> Result<Option<u32>, LakeError> {
+    let Some(file) = open(path)? else {
+        return Ok(None);
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| corrupt_with(path, format!("not a readable Parquet file: {e}"), e))?;
+    check_file_metadata(builder.metadata(), symbol)
+        .map(Some)
+        .map_err(|m| corrupt(path, m))
+}
+
 /// Reads a partition file (either format) whose rows must all be of `symbol`, in file
 /// order. `Ok(None)` when the file does not exist; `Corrupt` when it cannot be decoded or
 /// holds values that are not bars (wrong column types, nulls in required columns, NaN or

@@ -38,11 +38,12 @@ use std::sync::Arc;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use futures::StreamExt;
-use marketpipe_domain::{Bar, Symbol, TimeRange, Timeframe};
+use marketpipe_domain::{Bar, Symbol, TimeRange, Timeframe, Timestamp};
 use marketpipe_ports::error::LakeError;
 use marketpipe_ports::lake::{
-    BarBatchStream, BarQuery, BarSource, BarStore, IntegrityProblem, IntegrityReport,
-    PartitionInfo, PartitionKey, SourcedBars, StoredFormat, WriteMeta, WriteOutcome,
+    BarBatchStream, BarQuery, BarSource, BarStore, IntegrityDepth, IntegrityProblem,
+    IntegrityReport, OrphanFile, OrphanKind, PartitionDigest, PartitionInfo, PartitionKey,
+    PruneOutcome, SourcedBars, StoredFormat, WriteMeta, WriteOutcome,
 };
 use parquet::basic::Encoding;
 use parquet::file::metadata::SortingColumn;
@@ -52,7 +53,9 @@ pub use options::{
     ColumnEncodings, LakeCompression, LakeOptions, ParseLakeCompressionError, PriceEncoding,
 };
 
-use crate::codec::{lake_schema, read_bars_file, read_file, read_format_version, sort_dedup_last};
+use crate::codec::{
+    content_hash, lake_schema, read_bars_file, read_file, read_format_version, sort_dedup_last,
+};
 use crate::error::worker_failure;
 use crate::layout::{partition_bounds, partition_file, stored_file};
 use crate::scan::Found;
@@ -314,6 +317,7 @@ impl BarStore for ParquetLake {
     async fn check_integrity(
         &self,
         frame: Option<Timeframe>,
+        depth: IntegrityDepth,
     ) -> Result<IntegrityReport, LakeError> {
         let root = self.inner.root.clone();
         let found = {
@@ -338,7 +342,12 @@ impl BarStore for ParquetLake {
                 Found::StaleTemp(path) => report.problems.push(IntegrityProblem {
                     path: path.display().to_string(),
                     problem: "a leftover temporary file of an interrupted write (the next write \
-                              of the partition deletes it)"
+                              of the partition deletes it; `mp jobs doctor --fix` removes it now)"
+                        .to_owned(),
+                }),
+                Found::OrphanLock(path) => report.problems.push(IntegrityProblem {
+                    path: path.display().to_string(),
+                    problem: "a lock file beside no data file (`mp jobs doctor --fix` removes it)"
                         .to_owned(),
                 }),
             }
@@ -347,11 +356,13 @@ impl BarStore for ParquetLake {
             futures::stream::iter(checks)
                 .map(|(key, path)| {
                     blocking(path.clone(), move || {
-                        Ok(scan::check_partition_file(&key, &path).map(|problem| {
-                            IntegrityProblem {
-                                path: path.display().to_string(),
-                                problem,
-                            }
+                        let problem = match depth {
+                            IntegrityDepth::Footer => scan::check_partition_footer(&key, &path),
+                            IntegrityDepth::Full => scan::check_partition_file(&key, &path),
+                        };
+                        Ok(problem.map(|problem| IntegrityProblem {
+                            path: path.display().to_string(),
+                            problem,
                         }))
                     })
                 })
@@ -403,6 +414,72 @@ impl BarStore for ParquetLake {
     async fn mark_format_current(&self) -> Result<(), LakeError> {
         let root = self.inner.root.clone();
         blocking(root.clone(), move || write::write_format_marker(&root)).await
+    }
+
+    async fn clean_orphans(&self, remove: bool) -> Result<Vec<OrphanFile>, LakeError> {
+        let root = self.inner.root.clone();
+        blocking(root.clone(), move || {
+            let mut found: Vec<(PathBuf, OrphanKind)> = scan::inventory(&root, None)?
+                .into_iter()
+                .filter_map(|item| match item {
+                    Found::StaleTemp(path) => Some((path, OrphanKind::Temp)),
+                    Found::OrphanLock(path) => Some((path, OrphanKind::Lock)),
+                    Found::Partition(..) | Found::Misplaced(..) => None,
+                })
+                .collect();
+            // Temporary files first: removing one takes its partition's lock, which must
+            // not bring back a lock file removed before it.
+            found.sort_by_key(|(path, kind)| (*kind, path.clone()));
+            let mut out = Vec::new();
+            for (path, kind) in found {
+                if remove && !write::remove_orphan(&path, kind)? {
+                    // A writer took the partition since the walk: no longer an orphan.
+                    continue;
+                }
+                out.push(OrphanFile {
+                    path: scan::relative_to(&root, &path),
+                    kind,
+                });
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn partition_digest(
+        &self,
+        key: &PartitionKey,
+    ) -> Result<Option<PartitionDigest>, LakeError> {
+        let path = stored_file(&self.inner.root, key);
+        let symbol = key.symbol;
+        blocking(path.clone(), move || {
+            let Some(mut rows) = read_file(&path, symbol)? else {
+                return Ok(None);
+            };
+            // The hash of the rows as the write protocol keeps them (sorted, unique by ts).
+            sort_dedup_last(&mut rows.rows, |r| r.bar.ts.nanos());
+            Ok(Some(PartitionDigest {
+                rows: rows.rows.len() as u64,
+                content_hash: content_hash(&rows),
+            }))
+        })
+        .await
+    }
+
+    async fn prune_partition(
+        &self,
+        key: &PartitionKey,
+        cut: Timestamp,
+        dry_run: bool,
+    ) -> Result<PruneOutcome, LakeError> {
+        let inner = Arc::clone(&self.inner);
+        let key = *key;
+        blocking(self.partition_path(&key), move || {
+            let ctx = Self::write_context(&inner);
+            write::prune_partition(&ctx, &key, cut, dry_run)
+        })
+        .await
     }
 
     async fn upgrade_partition(

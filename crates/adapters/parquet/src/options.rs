@@ -127,8 +127,8 @@ impl Default for ColumnEncodings {
     fn default() -> Self {
         Self {
             prices: PriceEncoding::Dictionary,
-            vwap: PriceEncoding::ByteStreamSplit,
-            delta_counts: false,
+            vwap: PriceEncoding::Plain,
+            delta_counts: true,
             zstd_level: 1,
         }
     }

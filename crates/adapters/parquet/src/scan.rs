@@ -12,8 +12,9 @@ use marketpipe_ports::lake::{IntegrityProblem, PartitionInfo, PartitionKey};
 use crate::codec::read_file;
 use crate::error::io_error;
 use crate::layout::{
-    PART_FILE, frame_dir, frame_dir_name, is_legacy_month_dir, parse_frame_dir, parse_month_dir,
-    parse_partition_dirs, parse_symbol_dir, parse_year_dir, partition_bounds, symbol_dir,
+    LOCK_FILE, PART_FILE, frame_dir, frame_dir_name, is_legacy_month_dir, parse_frame_dir,
+    parse_month_dir, parse_partition_dirs, parse_symbol_dir, parse_year_dir, partition_bounds,
+    symbol_dir,
 };
 use crate::write::{PartitionLock, is_temp_name};
 
@@ -182,6 +183,8 @@ pub(crate) enum Found {
     Misplaced(Timeframe, PathBuf),
     /// A temporary file whose partition no writer holds.
     StaleTemp(PathBuf),
+    /// A lock file in a directory without a data file, that no writer holds.
+    OrphanLock(PathBuf),
 }
 
 /// Every partition file and stale temporary file under the frame directories of `frames`
@@ -211,7 +214,9 @@ fn walk(
     below_frame: &mut Vec<String>,
     found: &mut Vec<Found>,
 ) -> Result<(), LakeError> {
-    for entry in entries(dir)? {
+    let listed = entries(dir)?;
+    let has_data = listed.iter().any(|e| !e.is_dir && e.name == PART_FILE);
+    for entry in listed {
         if entry.is_dir {
             if below_frame.len() < MAX_DEPTH {
                 below_frame.push(entry.name);
@@ -226,9 +231,21 @@ fn walk(
             });
         } else if is_temp_name(&entry.name) && !PartitionLock::is_held(dir) {
             found.push(Found::StaleTemp(entry.path));
+        } else if entry.name == LOCK_FILE && !has_data && !PartitionLock::is_held(dir) {
+            found.push(Found::OrphanLock(entry.path));
         }
     }
     Ok(())
+}
+
+/// What is wrong with a partition file's footer, if anything (the quick check).
+pub(crate) fn check_partition_footer(key: &PartitionKey, path: &Path) -> Option<String> {
+    match crate::codec::check_footer(path, key.symbol) {
+        Ok(Some(_)) => None,
+        Ok(None) => Some("the file disappeared during the check".to_owned()),
+        Err(LakeError::Corrupt { message, .. }) => Some(message),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// What is wrong with a partition file, if anything: it must decode as bars of its

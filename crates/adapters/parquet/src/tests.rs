@@ -10,7 +10,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use futures::TryStreamExt;
 use marketpipe_domain::{Bar, Price, Symbol, TimeRange, Timeframe, Timestamp};
 use marketpipe_ports::error::LakeError;
-use marketpipe_ports::lake::{BarQuery, BarStore, PartitionKey, WriteMeta};
+use marketpipe_ports::lake::{BarQuery, BarStore, IntegrityDepth, PartitionKey, WriteMeta};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
@@ -379,7 +379,10 @@ async fn corrupt_file_is_reported_and_never_overwritten() {
         LakeError::Corrupt { path: p, .. } => assert_eq!(p, path_string(&path)),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    let report = lake.check_integrity(None).await.unwrap();
+    let report = lake
+        .check_integrity(None, IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert_eq!(report.files_checked, 1);
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].path, path_string(&path));
@@ -437,6 +440,7 @@ fn with_float_volume(symbol: &str) -> RecordBatch {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one lake, each kind of damage in turn
 async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
     let dir = TempDir::new().unwrap();
     let lake = lake(&dir);
@@ -494,7 +498,10 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
         .await
         .unwrap();
 
-    let report = lake.check_integrity(Some(Timeframe::M1)).await.unwrap();
+    let report = lake
+        .check_integrity(Some(Timeframe::M1), IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert_eq!(report.files_checked, 7);
     let problem_at = |path: &Path| {
         let path = path_string(path);
@@ -527,7 +534,7 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
     assert_eq!(problem(&clean), "");
     assert_eq!(report.problems.len(), 6);
     assert!(
-        lake.check_integrity(Some(Timeframe::D1))
+        lake.check_integrity(Some(Timeframe::D1), IntegrityDepth::Full)
             .await
             .unwrap()
             .problems
@@ -543,7 +550,10 @@ async fn bad_values_and_misplaced_rows_are_named_by_path_and_row() {
         .unwrap();
     assert!(outcome.rewritten);
     assert_eq!((outcome.inserted, outcome.updated), (0, 1)); // provenance had no feed
-    let report = lake.check_integrity(Some(Timeframe::M1)).await.unwrap();
+    let report = lake
+        .check_integrity(Some(Timeframe::M1), IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert_eq!(
         problem_count(&report, &lake.partition_path(&unsorted_key)),
         0
@@ -568,7 +578,10 @@ async fn stale_temp_files_are_reported_and_removed_by_the_next_write() {
     let stale = partition_dir.join(".part-0.parquet.tmp-424242-7");
     fs::write(&stale, b"half a file").unwrap();
 
-    let report = lake.check_integrity(None).await.unwrap();
+    let report = lake
+        .check_integrity(None, IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert_eq!(report.files_checked, 1);
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].path, path_string(&stale));
@@ -583,7 +596,7 @@ async fn stale_temp_files_are_reported_and_removed_by_the_next_write() {
     assert!(!outcome.rewritten);
     assert!(!stale.exists());
     assert!(
-        lake.check_integrity(None)
+        lake.check_integrity(None, IntegrityDepth::Full)
             .await
             .unwrap()
             .problems
@@ -613,7 +626,10 @@ async fn concurrent_writers_of_one_partition_end_with_the_union() {
     }
     let lake = lake(&dir);
     assert_eq!(lake.read_partition(&key).await.unwrap(), all);
-    let report = lake.check_integrity(None).await.unwrap();
+    let report = lake
+        .check_integrity(None, IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert!(report.problems.is_empty(), "{report:?}");
 }
 
@@ -889,10 +905,14 @@ async fn list_partitions_parses_keys_and_ignores_junk() {
         "frame=1d/symbol=AAPL/year=2024/part-0.parquet"
     );
 
-    // The integrity check counts misplaced partition files as problems (and the stale temp).
-    let report = lake.check_integrity(Some(Timeframe::M1)).await.unwrap();
+    // The integrity check counts misplaced partition files as problems (and the stale temp
+    // with its lock file, beside no data file).
+    let report = lake
+        .check_integrity(Some(Timeframe::M1), IntegrityDepth::Full)
+        .await
+        .unwrap();
     assert_eq!(report.files_checked, 4 + 5);
-    assert_eq!(report.problems.len(), 5 + 1, "{report:?}");
+    assert_eq!(report.problems.len(), 5 + 2, "{report:?}");
 }
 
 fn arb_bars() -> impl Strategy<Value = Vec<(i64, i64)>> {
@@ -1031,7 +1051,7 @@ fn writers_in_separate_processes_end_with_the_union() {
         bars("AAPL", JAN, n, 1)
     );
     assert!(
-        rt.block_on(lake.check_integrity(None))
+        rt.block_on(lake.check_integrity(None, IntegrityDepth::Full))
             .unwrap()
             .problems
             .is_empty()
@@ -1069,7 +1089,9 @@ fn a_killed_writer_leaves_the_old_or_the_new_file() {
     let stored = rt.block_on(lake.read_partition(&key)).unwrap();
     assert_eq!(stored.len() % CHUNK, 0);
     assert_eq!(stored, bars("AAPL", JAN, n, 1)[..stored.len()].to_vec());
-    let report = rt.block_on(lake.check_integrity(None)).unwrap();
+    let report = rt
+        .block_on(lake.check_integrity(None, IntegrityDepth::Full))
+        .unwrap();
     assert!(
         report
             .problems
@@ -1080,7 +1102,9 @@ fn a_killed_writer_leaves_the_old_or_the_new_file() {
     // The next write cleans up after the dead writer.
     rt.block_on(lake.write_partition(&key, &stored[..1], &meta("a")))
         .unwrap();
-    let report = rt.block_on(lake.check_integrity(None)).unwrap();
+    let report = rt
+        .block_on(lake.check_integrity(None, IntegrityDepth::Full))
+        .unwrap();
     assert!(report.problems.is_empty(), "{report:?}");
 }
 

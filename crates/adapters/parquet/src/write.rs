@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_schema::SchemaRef;
-use marketpipe_domain::Bar;
+use marketpipe_domain::{Bar, Timestamp};
 use marketpipe_ports::error::LakeError;
-use marketpipe_ports::lake::{LAKE_FORMAT_VERSION, PartitionKey, WriteMeta, WriteOutcome};
+use marketpipe_ports::lake::{
+    LAKE_FORMAT_VERSION, OrphanKind, PartitionKey, PruneOutcome, WriteMeta, WriteOutcome,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -136,6 +138,139 @@ pub(crate) fn write_partition(
         "lake partition written"
     );
     Ok(Some(outcome))
+}
+
+/// Removes the rows before `cut` from one partition under its lock: deletes the file when
+/// every row is before the cut, rewrites it (temporary file, fsync, rename) with the rest
+/// when it straddles the cut, and leaves it alone otherwise. A format-1 file is read where it
+/// is; its remaining rows are written in the current format at the current location.
+pub(crate) fn prune_partition(
+    ctx: &WriteContext<'_>,
+    key: &PartitionKey,
+    cut: Timestamp,
+    dry_run: bool,
+) -> Result<PruneOutcome, LakeError> {
+    let dir = partition_dir(ctx.root, key);
+    let path = dir.join(PART_FILE);
+    let legacy = legacy_partition_file(ctx.root, key).filter(|l| *l != path && l.is_file());
+    // A partition still only in format 1's place is locked there (where its writers lock).
+    let lock_dir = if path.is_file() {
+        dir.clone()
+    } else {
+        match legacy.as_deref().and_then(Path::parent) {
+            Some(legacy_dir) => legacy_dir.to_path_buf(),
+            None => return Ok(PruneOutcome::Untouched),
+        }
+    };
+    let lock = PartitionLock::acquire(&lock_dir)?;
+    let (mut stored, from_legacy) = match read_file(&path, key.symbol)? {
+        Some(rows) => (rows, false),
+        None => match &legacy {
+            Some(legacy_path) => (
+                read_file(legacy_path, key.symbol)?.unwrap_or_default(),
+                true,
+            ),
+            None => return Ok(PruneOutcome::Untouched),
+        },
+    };
+    sort_dedup_last(&mut stored.rows, |r| r.bar.ts.nanos());
+    let before = stored.rows.partition_point(|r| r.bar.ts < cut);
+    if before == 0 {
+        return Ok(PruneOutcome::Untouched);
+    }
+    let removed = before as u64;
+    if before == stored.rows.len() {
+        if !dry_run {
+            remove_stale_temps(&lock_dir)?;
+            match fs::remove_file(&path) {
+                Ok(()) => sync_dir(&dir)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path, "cannot remove the partition file", e)),
+            }
+            if let Some(legacy_path) = legacy.as_deref() {
+                remove_legacy(legacy_path)?;
+            }
+            if cfg!(unix) {
+                lock.remove_file(&lock_dir)?;
+                remove_empty_dirs(ctx.root, &lock_dir);
+            } else {
+                drop(lock);
+            }
+            tracing::debug!(partition = %key, rows = removed, "partition removed by prune");
+            return Ok(PruneOutcome::Removed { rows: removed });
+        }
+        drop(lock);
+        tracing::debug!(partition = %key, rows = removed, "partition would be removed by prune");
+        return Ok(PruneOutcome::Removed { rows: removed });
+    }
+    stored.rows.drain(..before);
+    if !dry_run {
+        create_dirs(&dir)?;
+        remove_stale_temps(&dir)?;
+        write_atomically(ctx, key, &dir, &path, &stored)?;
+        if from_legacy && let Some(legacy_path) = legacy.as_deref() {
+            remove_legacy(legacy_path)?;
+        }
+    }
+    drop(lock);
+    let outcome = WriteOutcome {
+        key: *key,
+        path: relative_path(key),
+        rows: stored.rows.len() as u64,
+        inserted: 0,
+        updated: 0,
+        rewritten: !dry_run,
+        content_hash: content_hash(&stored),
+        min_ts: stored.rows.first().map(|r| r.bar.ts),
+        max_ts: stored.rows.last().map(|r| r.bar.ts),
+        format_version: LAKE_FORMAT_VERSION,
+    };
+    tracing::debug!(partition = %key, removed, kept = outcome.rows, dry_run, "partition rewritten by prune");
+    Ok(PruneOutcome::Rewritten { removed, outcome })
+}
+
+/// Removes an orphaned temporary or lock file under its partition's lock, unless a writer
+/// made it live again meanwhile (a data file appeared). Whether it was removed.
+pub(crate) fn remove_orphan(path: &Path, kind: OrphanKind) -> Result<bool, LakeError> {
+    let Some(dir) = path.parent() else {
+        return Ok(false);
+    };
+    if kind == OrphanKind::Temp {
+        // Taking the lock waits for any writer; its own temporary files are gone after it.
+        let lock = PartitionLock::acquire(dir)?;
+        let removed = match fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_error(path, "cannot remove the temporary file", e)),
+        };
+        drop(lock);
+        return Ok(removed);
+    }
+    let lock = PartitionLock::acquire(dir)?;
+    if dir.join(PART_FILE).is_file() || !cfg!(unix) {
+        return Ok(false);
+    }
+    lock.remove_file(dir)?;
+    Ok(true)
+}
+
+/// Removes `dir` and its parents up to (not including) the frame directory while they are
+/// empty (best effort: a directory a writer just filled stays).
+fn remove_empty_dirs(root: &Path, dir: &Path) {
+    let mut current = Some(dir);
+    while let Some(d) = current {
+        let is_frame_or_root = d == root
+            || d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_frame_dir_name);
+        if is_frame_or_root || fs::remove_dir(d).is_err() {
+            return;
+        }
+        if let Some(parent) = d.parent() {
+            let _ = sync_dir(parent);
+        }
+        current = d.parent();
+    }
 }
 
 /// Writes the format marker when the lake has no frame directory yet (a new lake: every file
@@ -308,6 +443,22 @@ fn sync_dir(_dir: &Path) -> Result<(), LakeError> {
     Ok(())
 }
 
+/// Whether `path` is still the file `file` has open (same device and inode).
+#[cfg(unix)]
+fn still_linked(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Lock files are never removed where inodes cannot be compared (see `prune_partition`).
+#[cfg(not(unix))]
+fn still_linked(_file: &File, _path: &Path) -> bool {
+    true
+}
+
 /// An exclusive advisory lock on a partition, held by every writer of it across threads and
 /// processes (`flock`: per open file, so two opens in one process exclude each other too).
 /// Released when dropped (the file is closed).
@@ -317,19 +468,40 @@ pub(crate) struct PartitionLock {
 }
 
 impl PartitionLock {
-    /// Waits for the lock of the partition in `dir`.
+    /// Waits for the lock of the partition in `dir`. A prune removes the lock file of a
+    /// partition it deleted while holding the lock; a writer that was waiting on that file
+    /// then holds a lock nobody else sees, so it checks that the path still names the file
+    /// it locked, and starts again when not.
     pub(crate) fn acquire(dir: &Path) -> Result<Self, LakeError> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error(&path, "cannot open the partition lock file", e))?;
-        file.lock()
-            .map_err(|e| io_error(&path, "cannot lock the partition", e))?;
-        Ok(Self { _file: file })
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| io_error(&path, "cannot open the partition lock file", e))?;
+            file.lock()
+                .map_err(|e| io_error(&path, "cannot lock the partition", e))?;
+            if still_linked(&file, &path) {
+                return Ok(Self { _file: file });
+            }
+        }
+    }
+
+    /// Removes the lock file while holding it (the partition's file is gone): writers
+    /// waiting on it start again on a new one ([`Self::acquire`]).
+    pub(crate) fn remove_file(self, dir: &Path) -> Result<(), LakeError> {
+        let path = dir.join(LOCK_FILE);
+        let removed = match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, "cannot remove the partition lock file", e)),
+        };
+        // Released only after the unlink.
+        drop(self);
+        removed
     }
 
     /// Whether a writer holds the lock of the partition in `dir` right now.

@@ -4,8 +4,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use marketpipe_domain::{
-    DateRange, IngestionJob, JobId, JobSpec, JobState, SessionKind, Symbol, Timestamp, WorkItem,
-    WorkItemStatus,
+    DateRange, IngestionJob, JobId, JobKind, JobOwner, JobSpec, JobState, SessionKind, Symbol,
+    Timestamp, WorkItem, WorkItemStatus,
 };
 use marketpipe_ports::{JobRepository, JobSummary, RepositoryError, WorkItemRepository};
 use sqlx::error::ErrorKind;
@@ -64,6 +64,25 @@ fn job_state(id: &str, text: &str) -> Result<JobState, RepositoryError> {
     JobState::from_str(text).map_err(|e| corrupt(format!("job {id}: {e}")))
 }
 
+fn job_kind(id: &str, text: &str) -> Result<JobKind, RepositoryError> {
+    JobKind::from_str(text).map_err(|e| corrupt(format!("job {id}: {e}")))
+}
+
+/// The owner columns of a row (all or none are set).
+fn owner(id: &str, row: &SqliteRow) -> Result<Option<JobOwner>, RepositoryError> {
+    let host: Option<String> = column(row, "owner_host")?;
+    let pid: Option<i64> = column(row, "owner_pid")?;
+    let started: Option<i64> = column(row, "owner_started_at")?;
+    match (host, pid, started) {
+        (Some(host), Some(pid), Some(started)) => Ok(Some(JobOwner {
+            host,
+            pid: u32::try_from(pid).map_err(|_| corrupt(format!("job {id}: owner pid {pid}")))?,
+            started_at: Timestamp::from_nanos(started),
+        })),
+        _ => Ok(None),
+    }
+}
+
 fn date_range(start: &str, end: &str) -> Result<DateRange, RepositoryError> {
     DateRange::new(date(start)?, date(end)?)
         .map_err(|e| corrupt(format!("stored date range {start}..={end}: {e}")))
@@ -116,6 +135,11 @@ fn job_from_row(row: &SqliteRow, items: Vec<WorkItem>) -> Result<IngestionJob, R
         timestamp(column(row, "started_at")?),
         timestamp(column(row, "finished_at")?),
         column(row, "failure")?,
+    )
+    .with_lifecycle(
+        job_kind(&id, &column::<String>(row, "kind")?)?,
+        owner(&id, row)?,
+        timestamp(column(row, "heartbeat_at")?),
     ))
 }
 
@@ -136,6 +160,9 @@ fn summary_from_row(row: &SqliteRow) -> Result<JobSummary, RepositoryError> {
         bars: count_from_i64("bars", column(row, "bars")?)?,
         created_at: Timestamp::from_nanos(column(row, "created_at")?),
         finished_at: timestamp(column(row, "finished_at")?),
+        kind: job_kind(&id, &column::<String>(row, "kind")?)?,
+        owner: owner(&id, row)?,
+        heartbeat_at: timestamp(column(row, "heartbeat_at")?),
     })
 }
 
@@ -163,8 +190,8 @@ impl JobRepository for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         sqlx::query(
             "INSERT INTO jobs (id, provider, feed, symbols, start_date, end_date, session, \
-             state, created_at, started_at, finished_at, failure) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             state, created_at, started_at, finished_at, failure, kind) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(id)
         .bind(&spec.provider)
@@ -178,6 +205,7 @@ impl JobRepository for SqliteStore {
         .bind(job.started_at().map(Timestamp::nanos))
         .bind(job.finished_at().map(Timestamp::nanos))
         .bind(job.failure())
+        .bind(job.kind().as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| match err(e) {
@@ -211,14 +239,20 @@ impl JobRepository for SqliteStore {
     async fn save_state(&self, job: &IngestionJob) -> Result<(), RepositoryError> {
         let id = job.id().as_str();
         let _guard = self.write_guard().await;
+        let owner = job.owner();
         let done = sqlx::query(
-            "UPDATE jobs SET state = ?1, started_at = ?2, finished_at = ?3, failure = ?4 \
-             WHERE id = ?5",
+            "UPDATE jobs SET state = ?1, started_at = ?2, finished_at = ?3, failure = ?4, \
+             owner_host = ?5, owner_pid = ?6, owner_started_at = ?7, heartbeat_at = ?8 \
+             WHERE id = ?9",
         )
         .bind(job.state().as_str())
         .bind(job.started_at().map(Timestamp::nanos))
         .bind(job.finished_at().map(Timestamp::nanos))
         .bind(job.failure())
+        .bind(owner.map(|o| o.host.clone()))
+        .bind(owner.map(|o| i64::from(o.pid)))
+        .bind(owner.map(|o| o.started_at.nanos()))
+        .bind(job.heartbeat_at().map(Timestamp::nanos))
         .bind(id)
         .execute(&self.pool)
         .await
@@ -232,6 +266,18 @@ impl JobRepository for SqliteStore {
         Ok(())
     }
 
+    async fn heartbeat(&self, id: &JobId, at: Timestamp) -> Result<(), RepositoryError> {
+        let id = id.as_str();
+        let _guard = self.write_guard().await;
+        sqlx::query("UPDATE jobs SET heartbeat_at = ?1 WHERE id = ?2 AND state = 'running'")
+            .bind(at.nanos())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_sqlx(&format!("recording the heartbeat of job {id}"), e))?;
+        Ok(())
+    }
+
     async fn get(&self, id: &JobId) -> Result<Option<IngestionJob>, RepositoryError> {
         let id = id.as_str();
         let context = format!("reading job {id}");
@@ -240,7 +286,8 @@ impl JobRepository for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let Some(row) = sqlx::query(
             "SELECT id, provider, feed, symbols, start_date, end_date, session, state, \
-             created_at, started_at, finished_at, failure FROM jobs WHERE id = ?1",
+             created_at, started_at, finished_at, failure, kind, owner_host, owner_pid, \
+             owner_started_at, heartbeat_at FROM jobs WHERE id = ?1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -270,9 +317,11 @@ impl JobRepository for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(
             "WITH recent AS ( \
-                 SELECT id, provider, state, symbols, created_at, finished_at FROM jobs \
+                 SELECT id, provider, state, symbols, created_at, finished_at, kind, \
+                 owner_host, owner_pid, owner_started_at, heartbeat_at FROM jobs \
                  ORDER BY created_at DESC, id DESC LIMIT ?1) \
              SELECT r.id, r.provider, r.state, r.symbols, r.created_at, r.finished_at, \
+                 r.kind, r.owner_host, r.owner_pid, r.owner_started_at, r.heartbeat_at, \
                  COUNT(w.idx) AS items_total, \
                  COALESCE(SUM(w.status = 'done'), 0) AS items_done, \
                  COALESCE(SUM(w.bars_written), 0) AS bars \

@@ -2,7 +2,8 @@
 //!
 //! The SQLite adapter behind MarketPipe's metadata ports (docs/storage.md): [`SqliteStore`]
 //! implements `JobRepository`, `WorkItemRepository`, `PartitionManifest`,
-//! `DailySummaryRepository`, `MetricsRepository` and `ValidationReportRepository` of
+//! `DailySummaryRepository`, `MetricsRepository`, `ValidationReportRepository`,
+//! `CoverageRepository` and `MetadataRetention` of
 //! `marketpipe-ports` with sqlx, on one database file in WAL mode with a busy timeout, so that
 //! several `mp` processes can share it.
 //! The schema lives in `migrations/sqlite/` and is embedded here; it is applied on
@@ -15,10 +16,12 @@
 //! than wrapped).
 
 mod convert;
+mod coverage;
 mod jobs;
 mod manifest;
 mod metrics;
 mod reports;
+mod retention;
 mod summaries;
 
 use std::collections::BTreeSet;
@@ -156,6 +159,46 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// The schema of the database at `path` without changing it: the file is opened
+    /// read-only, never created and never migrated (`mp health`). `Ok(None)` when there is
+    /// no file.
+    pub async fn schema_status(path: &Path) -> Result<Option<SchemaStatus>, RepositoryError> {
+        let Some(store) = Self::open_read_only(path).await? else {
+            return Ok(None);
+        };
+        let applied = store.applied_versions().await;
+        store.close().await;
+        let applied = applied?;
+        let known: BTreeSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        Ok(Some(SchemaStatus {
+            pending: known.difference(&applied).copied().collect(),
+            unknown: applied.difference(&known).copied().collect(),
+            applied: applied.into_iter().collect(),
+        }))
+    }
+
+    /// Opens an existing database read-only, never creating or migrating it (`mp health`);
+    /// `Ok(None)` when there is no file. Every write through it fails.
+    pub async fn open_read_only(path: &Path) -> Result<Option<Self>, RepositoryError> {
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|e| map_sqlx(&format!("opening {} read-only", path.display()), e))?;
+        Ok(Some(Self {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+            write_lock: Arc::new(Mutex::new(())),
+        }))
+    }
+
     /// Applies pending migrations; returns the versions applied now (empty when up to date).
     pub async fn migrate(&self) -> Result<Vec<i64>, RepositoryError> {
         let _guard = self.write_guard().await;
@@ -233,6 +276,24 @@ impl SqliteStore {
     /// Serialises this process's writes (see the type's documentation).
     async fn write_guard(&self) -> MutexGuard<'_, ()> {
         self.write_lock.lock().await
+    }
+}
+
+/// Where a database's schema stands against the migrations this build embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Versions applied.
+    pub applied: Vec<i64>,
+    /// Versions this build has that the database lacks (`mp migrate` applies them).
+    pub pending: Vec<i64>,
+    /// Versions the database has that this build does not know (written by a newer `mp`).
+    pub unknown: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether the schema is exactly this build's.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
     }
 }
 

@@ -110,6 +110,28 @@ impl PartitionManifest for SqliteStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
+    async fn remove(&self, key: &PartitionKey) -> Result<(), RepositoryError> {
+        let context = format!("forgetting partition {key}");
+        let err = |e| map_sqlx(&context, e);
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        for sql in [
+            "DELETE FROM partitions WHERE frame = ?1 AND symbol = ?2 AND year = ?3 AND month = ?4",
+            "DELETE FROM aggregation_marks WHERE source_frame = ?1 AND symbol = ?2 AND year = ?3 \
+             AND month = ?4",
+        ] {
+            sqlx::query(sql)
+                .bind(key.frame.as_str())
+                .bind(key.symbol.as_str())
+                .bind(i64::from(key.year))
+                .bind(month_column(key))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
     async fn list(
         &self,
         frame: Timeframe,

@@ -536,7 +536,7 @@ async fn migrate_is_idempotent() {
             .fetch_all(&raw_pool(&path).await)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 #[tokio::test]
@@ -556,6 +556,7 @@ async fn migrate_reports_the_versions_it_applies() {
         "DROP TABLE aggregation_marks",
         "DROP TABLE daily_summaries",
         "DROP TABLE metrics",
+        "DROP TABLE coverage",
         "DELETE FROM _sqlx_migrations",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(table))
@@ -563,7 +564,7 @@ async fn migrate_reports_the_versions_it_applies() {
             .await
             .unwrap();
     }
-    assert_eq!(store.migrate().await.unwrap(), [1, 2, 3]);
+    assert_eq!(store.migrate().await.unwrap(), [1, 2, 3, 4]);
     assert!(JobRepository::list(&store, 5).await.unwrap().is_empty());
 }
 

@@ -212,7 +212,9 @@ fn bars_answer(
             }
             _ => query.window,
         };
-        for bar in SymbolBars::new(core.fake(), *symbol, window, query.desc) {
+        for bar in SymbolBars::new(core.fake(), *symbol, window, query.desc)
+            .without(core.no_bars_of(*symbol))
+        {
             if bars.len() == query.limit {
                 more = true;
                 break 'symbols;

@@ -43,6 +43,7 @@ pub(super) struct SymbolBars {
     sessions: Vec<Session>,
     taken: usize,
     buffer: std::vec::IntoIter<Bar>,
+    without: Vec<NaiveDate>,
 }
 
 impl SymbolBars {
@@ -55,7 +56,14 @@ impl SymbolBars {
             sessions: sessions_in(window),
             taken: 0,
             buffer: Vec::new().into_iter(),
+            without: Vec::new(),
         }
+    }
+
+    /// The same bars without those of `dates` (sessions the provider has nothing for).
+    pub(super) fn without(mut self, dates: Vec<NaiveDate>) -> Self {
+        self.without = dates;
+        self
     }
 }
 
@@ -78,6 +86,9 @@ impl Iterator for SymbolBars {
             };
             self.taken += 1;
             let session = self.sessions.get(index)?;
+            if self.without.contains(&session.date) {
+                continue;
+            }
             let mut bars = self
                 .fake
                 .session_bars(self.symbol, session, SessionKind::Extended);

@@ -144,6 +144,7 @@ fn candles(core: &Core, incoming: &RequestInfo) -> Reply {
         },
         false,
     )
+    .without(core.no_bars_of(symbol))
     .collect();
     if bars.is_empty() {
         return no_data();

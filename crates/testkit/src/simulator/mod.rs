@@ -58,6 +58,8 @@
 //!   `tokio::time::advance`); over the limit → the provider's own 429 body, `X-Ratelimit-*` for
 //!   Alpaca and Finnhub, `Retry-After` (seconds to the window's end, rounded up) when asked.
 //!   A 429 does not use up the window.
+//! * **Sessions without bars** ([`SimulatorConfig::no_bars`]): a symbol's session the
+//!   providers have nothing for (a halt, a listing gap) is left out of every answer.
 //! * **Faults** ([`Faults`]): bursts of dropped connections, forced 429s, 500/503s, HTML 502s,
 //!   truncated and malformed JSON, slow responses, bars repeated across pages.
 //!
@@ -141,6 +143,9 @@ pub struct SimulatorConfig {
     pub rate_limit: Option<SimRateLimit>,
     /// The faults active from the start (see [`Simulator::set_faults`]).
     pub faults: Faults,
+    /// `(symbol, session date)` pairs the providers have no bars for (a halt, a listing
+    /// gap): every provider answers those sessions empty, as the real ones do.
+    pub no_bars: Vec<(String, chrono::NaiveDate)>,
 }
 
 /// A fixed-window rate limit per key: at most `requests` accepted requests in `window`, the

@@ -260,6 +260,7 @@ fn bars_answer(core: &Core, incoming: &RequestInfo, path: &PolygonPath, duplicat
     let ticker = percent_decode(&path.ticker).unwrap_or_else(|| path.ticker.clone());
     let bars: Vec<Bar> = match Symbol::new(&ticker) {
         Ok(symbol) => SymbolBars::new(core.fake(), symbol, query.window, query.desc)
+            .without(core.no_bars_of(symbol))
             .take(query.limit.saturating_add(1))
             .collect(),
         // A ticker the domain cannot hold is an unknown ticker: an empty answer.

@@ -67,6 +67,7 @@ pub(super) struct Core {
     formats: Vec<Box<dyn WireFormat>>,
     rate_limit: Option<SimRateLimit>,
     fake: FakeProvider,
+    no_bars: Vec<(String, chrono::NaiveDate)>,
     id_seed: u64,
     ids: AtomicU64,
     state: Mutex<State>,
@@ -287,6 +288,7 @@ impl Core {
             formats,
             rate_limit: config.rate_limit,
             fake: FakeProvider::new(),
+            no_bars: config.no_bars.clone(),
             id_seed,
             ids: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -304,6 +306,15 @@ impl Core {
     /// The generator whose bars every provider serves.
     pub(super) const fn fake(&self) -> FakeProvider {
         self.fake
+    }
+
+    /// The sessions `symbol` has no bars on ([`super::SimulatorConfig::no_bars`]).
+    pub(super) fn no_bars_of(&self, symbol: marketpipe_domain::Symbol) -> Vec<chrono::NaiveDate> {
+        self.no_bars
+            .iter()
+            .filter(|(s, _)| s == symbol.as_str())
+            .map(|(_, d)| *d)
+            .collect()
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
