@@ -306,3 +306,32 @@ pub(crate) fn remove_rows_outside_mp(path: &Path, from: i64, to: i64) -> usize {
     writer.close().unwrap();
     removed
 }
+
+/// Another tool rewrites `path` with its record batches in reverse order (the same rows, no
+/// longer sorted by `ts`), keeping the schema and key-value metadata.
+pub(crate) fn unsort_rows_outside_mp(path: &Path) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .with_batch_size(256);
+    let metadata = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let schema = builder.schema().clone();
+    let mut batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    assert!(batches.len() > 1, "enough rows to reorder");
+    batches.reverse();
+    let out = File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(out, schema, Some(WriterProperties::default())).unwrap();
+    for kv in metadata {
+        writer.append_key_value_metadata(kv);
+    }
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+}

@@ -496,6 +496,23 @@ fn health_passes_on_a_healthy_dir_and_names_a_truncated_partition() {
         "{full}"
     );
 
+    // Another tool reorders one file's rows: the default check (which hashes every partition
+    // of a lake this small) says so.
+    let reordered = lake::partition_file(&dir.join("data"), "AAPL", 2024, 3);
+    let original = std::fs::read(&reordered).unwrap();
+    lake::unsort_rows_outside_mp(&reordered);
+    let out = crate::mp(dir).arg("health").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report = crate::text(&out.stdout);
+    assert!(
+        report.lines().any(|l| l.starts_with("fail  manifest")
+            && l.contains("1m/AAPL/2024-03")
+            && l.contains("not sorted")),
+        "{report}"
+    );
+    std::fs::write(&reordered, original).unwrap();
+    crate::run_ok(dir, &["health"]);
+
     // Truncate one 1m partition to half its size.
     let file = lake::partition_file(&dir.join("data"), "MSFT", 2024, 4);
     let len = std::fs::metadata(&file).unwrap().len();

@@ -144,6 +144,7 @@ impl BarStore for MemLake {
             .map(|bars| marketpipe_ports::PartitionDigest {
                 rows: bars.len() as u64,
                 content_hash: format!("{}", bars.len()),
+                sorted_unique: true,
             }))
     }
     async fn prune_partition(

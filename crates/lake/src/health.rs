@@ -124,6 +124,10 @@ async fn manifest_check(
     let mut problems = Vec::new();
     for record in &sample {
         match lake.partition_digest(&record.key).await {
+            Ok(Some(d)) if !d.sorted_unique => problems.push(format!(
+                "{} ({}): rows are not sorted by unique ts (changed outside mp)",
+                record.key, record.path
+            )),
             Ok(Some(d)) if d.content_hash == record.content_hash => {}
             Ok(Some(_)) => problems.push(format!(
                 "{} ({}) differs from the manifest: changed outside mp",

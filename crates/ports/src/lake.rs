@@ -265,6 +265,9 @@ pub struct PartitionDigest {
     /// The same hash as [`WriteOutcome::content_hash`]: equal to the manifest's unless the
     /// file was changed outside `mp`.
     pub content_hash: String,
+    /// Whether the file's rows are sorted by strictly increasing `ts` (as every write leaves
+    /// them; the hash is of the rows as the write protocol would keep them).
+    pub sorted_unique: bool,
 }
 
 /// A file of the write protocol that nothing uses any more.

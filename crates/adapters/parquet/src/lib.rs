@@ -457,11 +457,13 @@ impl BarStore for ParquetLake {
             let Some(mut rows) = read_file(&path, symbol)? else {
                 return Ok(None);
             };
+            let sorted_unique = rows.rows.windows(2).all(|w| w[0].bar.ts < w[1].bar.ts);
             // The hash of the rows as the write protocol keeps them (sorted, unique by ts).
             sort_dedup_last(&mut rows.rows, |r| r.bar.ts.nanos());
             Ok(Some(PartitionDigest {
                 rows: rows.rows.len() as u64,
                 content_hash: content_hash(&rows),
+                sorted_unique,
             }))
         })
         .await
