@@ -756,10 +756,20 @@ fn a_killed_ingest_is_interrupted_and_mp_jobs_kill_cancels_a_running_one() {
     let doctor = crate::mp(dir).args(["jobs", "doctor"]).output().unwrap();
     assert_eq!(doctor.status.code(), Some(1));
     assert!(crate::text(&doctor.stdout).contains(&format!("interrupted job {id}")));
-    let health = crate::run_ok(dir, &["health"]);
+    // The SIGKILL may also have left a write's temporary file: then `orphans` fails too.
+    let health = crate::mp(dir).arg("health").output().unwrap();
+    let report = crate::text(&health.stdout);
     assert!(
-        health.contains("warn  jobs") && health.contains(&id),
-        "{health}"
+        report.contains("warn  jobs") && report.contains(&id),
+        "{report}"
+    );
+    assert!(
+        health.status.success()
+            || report
+                .lines()
+                .filter(|l| l.starts_with("fail"))
+                .all(|l| l.contains("orphans")),
+        "{report}"
     );
 
     // A re-run of the same command takes the interrupted job over and runs it to the end.
