@@ -23,7 +23,7 @@ layer_of() { # name path
   case "$1" in
     marketpipe-domain) echo domain ;;
     marketpipe-ports) echo ports ;;
-    marketpipe-ingestion | marketpipe-aggregation | marketpipe-validation | marketpipe-lake | marketpipe-universe) echo context ;;
+    marketpipe-ingestion | marketpipe-aggregation | marketpipe-validation | marketpipe-lake | marketpipe-universe | marketpipe-telemetry) echo context ;;
     *)
       case "$2" in
         */crates/adapters/*) echo adapter ;;

@@ -13,6 +13,7 @@ mod ingest;
 mod interop;
 mod lake;
 mod library;
+mod metrics;
 mod operations;
 mod providers;
 mod query;

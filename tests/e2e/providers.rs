@@ -105,6 +105,20 @@ fn mp_against_base(
     cmd.output().unwrap()
 }
 
+/// The environment of [`mp_against_base`] for a spawned `mp` (a test that scrapes it while
+/// it runs): provider variables removed, the simulator's URLs and the test keys set.
+pub(crate) fn simulator_env(cmd: &mut std::process::Command, base: &str) {
+    for var in PROVIDER_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("MP_ALPACA_BASE_URL", base)
+        .env("MP_POLYGON_BASE_URL", base)
+        .env("MP_FINNHUB_BASE_URL", format!("{base}/api/v1"))
+        .env("ALPACA_KEY_ID", ALPACA_KEY)
+        .env("ALPACA_SECRET_KEY", ALPACA_SECRET)
+        .env("MP_INGEST_RETRY_BASE_DELAY_MS", "20");
+}
+
 fn ingest_args<'a>(provider: &'a str, symbols: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "ingest",

@@ -41,6 +41,17 @@ pub(crate) struct GlobalArgs {
     /// YAML configuration file (see `mp config init`).
     #[arg(long, global = true, env = "MP_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+
+    /// Serve the metrics at http://ADDR/metrics while the command runs (Prometheus text
+    /// format), e.g. 127.0.0.1:9464. For ingest, backfill, aggregate, validate and prune.
+    #[arg(long, global = true, env = "MP_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+
+    /// When the command ends, write its metrics to FILE (replaced atomically) for
+    /// node_exporter's textfile collector, e.g.
+    /// /var/lib/node_exporter/textfile_collector/marketpipe-ingest.prom.
+    #[arg(long, global = true, env = "MP_METRICS_TEXTFILE", value_name = "FILE")]
+    pub(crate) metrics_textfile: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -144,6 +155,18 @@ pub(crate) enum Command {
         json: bool,
     },
 
+    /// The metrics history: each command's final figures, kept with its job. Lists the
+    /// metrics recorded, or one metric's values (--metric), averaged by bucket (--avg) and
+    /// drawn (--plot, --plot-file); `mp metrics serve` exposes the latest run of every
+    /// command to Prometheus.
+    #[command(args_conflicts_with_subcommands = true)]
+    Metrics {
+        #[command(subcommand)]
+        command: Option<MetricsCommand>,
+        #[command(flatten)]
+        args: MetricsArgs,
+    },
+
     /// IEX HIST files: download a day's TOPS capture for `--provider iex`.
     Iex {
         #[command(subcommand)]
@@ -161,6 +184,45 @@ pub(crate) enum Command {
     /// Print the manual page (roff, every command on one page) to stdout (e.g. mp man >
     /// ~/.local/share/man/man1/mp.1).
     Man,
+}
+
+/// `mp metrics …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MetricsCommand {
+    /// Serve the latest recorded run of every command at http://ADDR/metrics, for a machine
+    /// whose commands run from cron (scrape it, or use --metrics-textfile instead). Stops on
+    /// Ctrl-C or SIGTERM.
+    Serve {
+        /// Where to listen.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+/// `mp metrics [--list] [--metric NAME …]`.
+#[derive(Debug, Args)]
+pub(crate) struct MetricsArgs {
+    /// List the metrics recorded (the default without --metric).
+    #[arg(long, conflicts_with = "metric")]
+    pub(crate) list: bool,
+    /// One metric's values, one history per label set.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) metric: Option<String>,
+    /// Only values recorded in this span before now: 7d, 2w, 3m (months).
+    #[arg(long, value_name = "SPAN", requires = "metric", default_value = "30d")]
+    pub(crate) since: String,
+    /// Average the values by calendar bucket: 1d, 1w, 1m.
+    #[arg(long, value_name = "SPAN", requires = "metric")]
+    pub(crate) avg: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Draw each history as a sparkline in the terminal.
+    #[arg(long, requires = "metric")]
+    pub(crate) plot: bool,
+    /// Draw the histories as an SVG chart into FILE.
+    #[arg(long, value_name = "FILE", requires = "metric")]
+    pub(crate) plot_file: Option<PathBuf>,
 }
 
 /// `mp lake …`.

@@ -16,11 +16,12 @@ mod events;
 mod logging;
 mod process;
 mod progress;
+mod telemetry;
 mod wiring;
 
 use cli::{
-    Cli, Command, ConfigCommand, IexCommand, JobsCommand, LakeCommand, OhlcvCommand,
-    ProvidersCommand, PruneCommand,
+    Cli, Command, ConfigCommand, IexCommand, JobsCommand, LakeCommand, MetricsCommand,
+    OhlcvCommand, ProvidersCommand, PruneCommand,
 };
 use commands::Context;
 use error::AppError;
@@ -144,6 +145,15 @@ fn run(cli: &Cli) -> Result<(), AppError> {
             // A configuration that does not load is the one thing health has to say.
             Err(e) => commands::health::config_failed(&e, *json, &mut out),
         },
+        Command::Metrics { command, args } => {
+            let (ctx, _) = context(cli)?;
+            match command {
+                Some(MetricsCommand::Serve { addr }) => {
+                    runtime()?.block_on(commands::metrics::serve(&ctx, *addr, &mut out))
+                }
+                None => runtime()?.block_on(commands::metrics::run(&ctx, args, &mut out)),
+            }
+        }
         Command::Iex {
             command: IexCommand::Fetch { date, force },
         } => {
@@ -188,7 +198,16 @@ fn main() -> ExitCode {
     // clap exits by itself: 0 for --help/--version, 2 for usage errors.
     let cli = Cli::parse();
     logging::init(&cli.global);
-    match run(&cli) {
+    let result = match telemetry::Session::start(&cli.global, &cli.command) {
+        Ok(session) => {
+            let result = run(&cli);
+            // The history needs the data directory; a config that did not load has none.
+            let ctx = context(&cli).ok().map(|(ctx, _)| ctx);
+            session.finish(result, ctx.as_ref())
+        }
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use marketpipe_domain::{
     Bar, DateRange, DomainEvent, PartitionPeriod, Symbol, Timeframe, Timestamp, resample,
 };
+use marketpipe_ports::telemetry;
 use marketpipe_ports::{
     BarOrigin, BarSource, BarStore, Clock, EventPublisher, PartitionKey, PartitionManifest,
     PartitionRecord, SourcedBars, WriteMeta,
@@ -486,6 +487,11 @@ impl UnitWorker {
                 job_id: None,
             };
             let outcome = self.deps.lake.write_partition(key, &group, &meta).await?;
+            metrics::counter!(
+                telemetry::AGGREGATION_BARS.name,
+                telemetry::LABEL_FRAME => key.frame.as_str()
+            )
+            .increment(group.len() as u64);
             rewritten |= outcome.rewritten;
             changed += outcome.inserted + outcome.updated;
             last = Some(outcome);

@@ -9,11 +9,11 @@ use marketpipe_domain::{
     Bar, DomainEvent, IngestionJob, JobId, JobOwner, JobSpec, JobState, SessionCoverage,
     SessionKind, Timeframe, TradingCalendar, WorkItem, WorkItemStatus, daily_summary,
 };
+use marketpipe_ports::telemetry;
 use marketpipe_ports::{
     Adjustment, BarOrigin, BarRequest, BarStore, Clock, CoverageRepository, DailySummaryRepository,
-    EventPublisher, JobRepository, MarketDataProvider, MetricSample, MetricsRepository,
-    PartitionKey, PartitionManifest, PartitionRecord, ProviderError, ProviderInfo,
-    WorkItemRepository, WriteMeta,
+    EventPublisher, JobRepository, MarketDataProvider, PartitionKey, PartitionManifest,
+    PartitionRecord, ProviderError, ProviderInfo, WorkItemRepository, WriteMeta,
 };
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -41,8 +41,6 @@ pub struct IngestDeps {
     pub coverage: Arc<dyn CoverageRepository>,
     /// Domain events.
     pub events: Arc<dyn EventPublisher>,
-    /// The metrics history: each run records its figures there, labelled with the job.
-    pub metrics: Arc<dyn MetricsRepository>,
     /// Now.
     pub clock: Arc<dyn Clock>,
 }
@@ -169,38 +167,7 @@ impl Coordinator {
         cancel: Arc<AtomicBool>,
     ) -> Result<JobReport, IngestError> {
         self.options.check()?;
-        let report = self.run_job(job, progress, cancel).await?;
-        self.record_metrics(&report).await;
-        Ok(report)
-    }
-
-    /// The run's figures in the metrics history, labelled with the job (a failure to record
-    /// them is logged, not fatal: the bars are stored).
-    async fn record_metrics(&self, report: &JobReport) {
-        let labels = vec![("job".to_owned(), report.job_id.to_string())];
-        let at = self.deps.clock.now();
-        let t = &report.totals;
-        #[allow(clippy::cast_precision_loss)]
-        let samples: Vec<MetricSample> = [
-            ("ingest_bars_total", t.bars_fetched as f64),
-            ("ingest_seconds", report.elapsed.as_secs_f64()),
-            ("ingest_bars_per_second", report.bars_per_second()),
-            ("ingest_requests_total", t.requests as f64),
-            ("ingest_retries_total", t.retries as f64),
-            ("ingest_rate_limited_total", t.rate_limited as f64),
-            ("ingest_throttled_seconds", t.throttled.as_secs_f64()),
-        ]
-        .into_iter()
-        .map(|(name, value)| MetricSample {
-            name: name.to_owned(),
-            labels: labels.clone(),
-            value,
-            at,
-        })
-        .collect();
-        if let Err(e) = self.deps.metrics.record(&samples).await {
-            warn!(error = %e, "ingest metrics not recorded");
-        }
+        self.run_job(job, progress, cancel).await
     }
 
     #[allow(clippy::too_many_lines)] // one loop with its bookkeeping reads best in one place
@@ -585,6 +552,12 @@ impl ItemRunner {
                 .map_err(|e| ItemFailure::new(ItemError::Lake(Arc::new(e)), report))?;
             report.bars_stored += outcome.rows;
             report.bars_changed += outcome.inserted + outcome.updated;
+            metrics::counter!(
+                telemetry::BARS_INGESTED.name,
+                telemetry::LABEL_PROVIDER => meta.provider.clone(),
+                telemetry::LABEL_FEED => meta.feed.clone().unwrap_or_else(|| "default".to_owned())
+            )
+            .increment(bars.len() as u64);
             if outcome.rewritten {
                 report.partitions_written += 1;
             } else {

@@ -14,9 +14,9 @@ use marketpipe_domain::{
 use marketpipe_ports::{
     BarBatchStream, BarPage, BarQuery, BarStore, CollectingPublisher, CoverageQuery,
     CoverageRepository, DailySummaryRepository, FixedClock, IntegrityReport, JobRepository,
-    JobSummary, LakeError, MetricSample, MetricsRepository, MockMarketDataProvider, PageCursor,
-    PartitionInfo, PartitionKey, PartitionManifest, PartitionRecord, ProviderError, ProviderInfo,
-    RepositoryError, WorkItemRepository, WriteMeta, WriteOutcome,
+    JobSummary, LakeError, MockMarketDataProvider, PageCursor, PartitionInfo, PartitionKey,
+    PartitionManifest, PartitionRecord, ProviderError, ProviderInfo, RepositoryError,
+    WorkItemRepository, WriteMeta, WriteOutcome,
 };
 
 use crate::{Coordinator, IngestDeps, IngestOptions, NoProgress, RetryPolicy};
@@ -416,42 +416,6 @@ struct Harness {
     lake: Arc<MemLake>,
     store: Arc<MemStore>,
     events: Arc<CollectingPublisher>,
-    metrics: Arc<MemMetrics>,
-}
-
-/// Recorded metric samples.
-#[derive(Debug, Default)]
-struct MemMetrics(Mutex<Vec<MetricSample>>);
-
-#[async_trait]
-impl MetricsRepository for MemMetrics {
-    async fn record(&self, samples: &[MetricSample]) -> Result<(), RepositoryError> {
-        self.0.lock().unwrap().extend_from_slice(samples);
-        Ok(())
-    }
-    async fn history(
-        &self,
-        name: &str,
-        _since: Timestamp,
-    ) -> Result<Vec<MetricSample>, RepositoryError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.name == name)
-            .cloned()
-            .collect())
-    }
-    async fn names(&self) -> Result<Vec<String>, RepositoryError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|m| m.name.clone())
-            .collect())
-    }
 }
 
 fn harness(provider: MockMarketDataProvider) -> (Coordinator, Harness) {
@@ -492,7 +456,6 @@ fn harness_at(
     let lake = Arc::new(MemLake::default());
     let store = Arc::new(MemStore::default());
     let events = Arc::new(CollectingPublisher::default());
-    let metrics = Arc::new(MemMetrics::default());
     let deps = IngestDeps {
         provider: Arc::new(provider),
         lake: lake.clone(),
@@ -502,7 +465,6 @@ fn harness_at(
         summaries: store.clone(),
         coverage: store.clone(),
         events: events.clone(),
-        metrics: metrics.clone(),
         clock: Arc::new(FixedClock(now)),
     };
     (
@@ -511,7 +473,6 @@ fn harness_at(
             lake,
             store,
             events,
-            metrics,
         },
     )
 }
@@ -1098,47 +1059,65 @@ async fn select_job_resumes_continues_or_creates_without_a_provider() {
     assert_eq!(taken.job.id(), live.id());
 }
 
-#[tokio::test]
-async fn a_run_records_its_metrics_labelled_with_the_job() {
-    let mut provider = MockMarketDataProvider::new();
-    provider.expect_info().returning(info);
-    provider.expect_fetch_bars().returning(|r| {
-        Ok(BarPage {
-            bars: bars_for(r),
-            next: None,
-            ..BarPage::default()
+#[test]
+fn a_run_counts_the_bars_it_stored_through_the_metrics_facade() {
+    let recorder = marketpipe_prometheus::MetricsRecorder::new();
+    // One thread: the recorder is local to it, and the job's tasks run on it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let mut provider = MockMarketDataProvider::new();
+            provider.expect_info().returning(info);
+            provider.expect_fetch_bars().returning(|r| {
+                Ok(BarPage {
+                    bars: bars_for(r),
+                    next: None,
+                    ..BarPage::default()
+                })
+            });
+            let (coord, _h) = harness(provider);
+            let job = coord
+                .create_job(
+                    JobId::new("m").unwrap(),
+                    spec("AAPL", "2024-01-02", "2024-01-31"),
+                )
+                .await
+                .unwrap();
+            coord
+                .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
+                .await
+                .unwrap()
         })
     });
-    let (coord, h) = harness(provider);
-    let job = coord
-        .create_job(
-            JobId::new("m").unwrap(),
-            spec("AAPL", "2024-01-02", "2024-01-31"),
-        )
-        .await
-        .unwrap();
-    let report = coord
-        .run(job, &NoProgress, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap();
     assert_eq!(report.state, JobState::Completed);
-    let samples = h.metrics.0.lock().unwrap().clone();
-    let bars = samples
-        .iter()
-        .find(|m| m.name == "ingest_bars_total")
-        .unwrap();
-    #[allow(clippy::cast_precision_loss)]
-    let fetched = report.totals.bars_fetched as f64;
-    assert!((bars.value - fetched).abs() < f64::EPSILON);
-    assert_eq!(bars.labels, vec![("job".to_owned(), "m".to_owned())]);
-    for name in [
-        "ingest_seconds",
-        "ingest_requests_total",
-        "ingest_retries_total",
-        "ingest_rate_limited_total",
-    ] {
-        assert!(samples.iter().any(|m| m.name == name), "{name} recorded");
-    }
+    let series: Vec<_> = recorder
+        .snapshot()
+        .into_iter()
+        .filter(|s| s.name == marketpipe_ports::telemetry::BARS_INGESTED.name)
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(
+        series[0].value,
+        marketpipe_ports::SeriesValue::Counter {
+            value: report.totals.bars_stored
+        }
+    );
+    // Each session's closing-minute bar is out of session: fetched, dropped, not counted.
+    assert_eq!(report.totals.bars_stored, 42);
+    assert_eq!(report.totals.bars_fetched, 63);
+    assert!(
+        series[0].labels.iter().any(|(k, _)| k == "provider"),
+        "{series:?}"
+    );
+    assert!(
+        series[0]
+            .labels
+            .iter()
+            .all(|(k, _)| k != "symbol" && k != "job")
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use marketpipe_domain::calendar::ny_instant;
 use marketpipe_domain::{Symbol, Timeframe, Timestamp};
+use marketpipe_ports::telemetry;
 use marketpipe_ports::{
     BarStore, Clock, CoverageRepository, PartitionKey, PartitionManifest, PartitionRecord,
     PruneOutcome,
@@ -112,6 +113,7 @@ pub async fn prune_lake(
                 PruneOutcome::Removed { rows } => {
                     if !request.dry_run {
                         deps.manifest.remove(&key).await?;
+                        count_pruned(key.frame, rows);
                     }
                     report.partitions.push(PrunedPartition {
                         key,
@@ -126,6 +128,7 @@ pub async fn prune_lake(
                         let job_id = deps.manifest.get(&key).await?.and_then(|r| r.job_id);
                         let record = PartitionRecord::written(&outcome, job_id, deps.clock.now());
                         deps.manifest.record(&record).await?;
+                        count_pruned(key.frame, removed);
                     }
                     report.partitions.push(PrunedPartition {
                         key,
@@ -152,4 +155,10 @@ pub async fn prune_lake(
         "lake pruned"
     );
     Ok(report)
+}
+
+/// Bars removed by retention, in the metrics.
+fn count_pruned(frame: Timeframe, rows: u64) {
+    metrics::counter!(telemetry::PRUNED.name, telemetry::LABEL_FRAME => frame.as_str())
+        .increment(rows);
 }

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod metadata;
 pub mod provider;
 pub mod query;
+pub mod telemetry;
 
 pub use coverage::{CoverageCounts, CoveragePruned, CoverageQuery, CoverageRepository};
 pub use error::{BoxError, LakeError, ProviderError, PublishError, QueryError, RepositoryError};
@@ -41,6 +42,7 @@ pub use provider::{
     RateLimit,
 };
 pub use query::{Cell, QueryEngine, QueryResult};
+pub use telemetry::{MetricDef, MetricKind, Series, SeriesValue};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use coverage::MockCoverageRepository;

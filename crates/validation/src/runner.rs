@@ -9,9 +9,10 @@ use marketpipe_domain::{
     Bar, DateRange, DomainError, DomainEvent, JobId, RuleId, SessionKind, Severity, Symbol,
     Timeframe, TradingCalendar, ValidationThresholds,
 };
+use marketpipe_ports::telemetry;
 use marketpipe_ports::{
-    BarStore, Clock, EventPublisher, JobRepository, LakeError, MetricSample, MetricsRepository,
-    ReportSummary, RepositoryError, ValidationReport, ValidationReportRepository,
+    BarStore, Clock, EventPublisher, JobRepository, LakeError, ReportSummary, RepositoryError,
+    ValidationReport, ValidationReportRepository,
 };
 use thiserror::Error;
 use tokio::task::JoinSet;
@@ -26,8 +27,6 @@ pub struct ValidationDeps {
     pub reports: Vec<Arc<dyn ValidationReportRepository>>,
     /// Jobs, to validate one by id.
     pub jobs: Arc<dyn JobRepository>,
-    /// Metrics history.
-    pub metrics: Arc<dyn MetricsRepository>,
     /// Domain events.
     pub events: Arc<dyn EventPublisher>,
     /// Now.
@@ -288,38 +287,29 @@ impl Validator {
         if let Err(e) = self.deps.events.publish(&event).await {
             warn!(error = %e, "event not published");
         }
-        let run_label = ("run".to_owned(), run.run_id.to_string());
-        let mut samples: Vec<MetricSample> = run
-            .counts
-            .iter()
-            .map(|((rule, severity), n)| MetricSample {
-                name: "validation_findings_total".into(),
-                labels: vec![
-                    run_label.clone(),
-                    ("rule".into(), rule.as_str().into()),
-                    ("severity".into(), severity.as_str().into()),
-                ],
-                #[allow(clippy::cast_precision_loss)]
-                value: *n as f64,
-                at,
-            })
-            .collect();
-        #[allow(clippy::cast_precision_loss)]
-        samples.push(MetricSample {
-            name: "validation_bars_total".into(),
-            labels: vec![run_label.clone()],
-            value: run.bars as f64,
-            at,
-        });
-        samples.push(MetricSample {
-            name: "validation_bars_per_second".into(),
-            labels: vec![run_label],
-            value: run.bars_per_second(),
-            at,
-        });
-        if let Err(e) = self.deps.metrics.record(&samples).await {
-            warn!(error = %e, "validation metrics not recorded");
+        // Every rule's series exists from the first run, at 0 until it finds something, so
+        // that dashboards and rate() see a zero rather than no data.
+        for rule in RuleId::ALL {
+            metrics::counter!(
+                telemetry::VALIDATION_FINDINGS.name,
+                telemetry::LABEL_RULE => rule.as_str(),
+                telemetry::LABEL_SEVERITY => rule.severity().as_str()
+            )
+            .increment(0);
         }
+        for ((rule, severity), n) in &run.counts {
+            metrics::counter!(
+                telemetry::VALIDATION_FINDINGS.name,
+                telemetry::LABEL_RULE => rule.as_str(),
+                telemetry::LABEL_SEVERITY => severity.as_str()
+            )
+            .increment(*n);
+        }
+        metrics::counter!(
+            telemetry::VALIDATION_BARS.name,
+            telemetry::LABEL_FRAME => target.frame.as_str()
+        )
+        .increment(run.bars);
         info!(run = %run.run_id, bars = run.bars, errors = run.count(Severity::Error), warnings = run.count(Severity::Warning), "validation finished");
     }
 }

@@ -10,9 +10,8 @@ use marketpipe_domain::{
 };
 use marketpipe_ports::{
     BarBatchStream, BarQuery, BarStore, CollectingPublisher, FixedClock, IntegrityReport,
-    LakeError, MockJobRepository, MockMetricsRepository, PartitionInfo, PartitionKey,
-    ReportSummary, RepositoryError, ValidationReport, ValidationReportRepository, WriteMeta,
-    WriteOutcome,
+    LakeError, MockJobRepository, PartitionInfo, PartitionKey, ReportSummary, RepositoryError,
+    ValidationReport, ValidationReportRepository, WriteMeta, WriteOutcome,
 };
 
 use crate::{ValidationDeps, ValidationError, ValidationTarget, Validator};
@@ -192,16 +191,10 @@ struct Harness {
 fn validator(lake: MemLake, jobs: MockJobRepository) -> (Validator, Harness) {
     let reports = Arc::new(MemReports::default());
     let events = Arc::new(CollectingPublisher::default());
-    let mut metrics = MockMetricsRepository::new();
-    metrics.expect_record().returning(|samples| {
-        assert!(samples.iter().any(|s| s.name == "validation_bars_total"));
-        Ok(())
-    });
     let deps = ValidationDeps {
         lake: Arc::new(lake),
         reports: vec![reports.clone()],
         jobs: Arc::new(jobs),
-        metrics: Arc::new(metrics),
         events: events.clone(),
         clock: Arc::new(FixedClock(Timestamp::from_nanos(1))),
     };

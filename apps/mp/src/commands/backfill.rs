@@ -81,6 +81,12 @@ pub(crate) async fn run(
         }
     };
     store.close().await;
+    if let Some(job) = &report.job {
+        crate::telemetry::set_job(&job.job_id);
+        if job.state == JobState::Cancelled {
+            crate::telemetry::set_cancelled();
+        }
+    }
     if args.json {
         writeln!(out, "{:#}", report_json(&report))?;
     } else {

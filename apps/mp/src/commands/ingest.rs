@@ -90,6 +90,7 @@ pub(crate) async fn run(
             (selected.job, provider)
         }
     };
+    crate::telemetry::set_job(job.id());
     let coordinator = Coordinator::new(ingest_deps(&store, lake, provider, clock), options);
     let (cancel, signal_task) = cancel_on_signals();
     let job_symbols = job.spec().symbols.clone();
@@ -99,6 +100,9 @@ pub(crate) async fn run(
     progress.finish();
     signal_task.abort();
     let report = result.map_err(ingest_error)?;
+    if report.state == JobState::Cancelled {
+        crate::telemetry::set_cancelled();
+    }
     print_summary(out, &report, symbols)?;
     let validated = if args.validate && report.state == JobState::Completed {
         crate::commands::validate::after_ingest(ctx, &store, &report.job_id, out).await
@@ -150,7 +154,6 @@ pub(crate) fn ingest_deps(
         summaries: store.clone(),
         coverage: store.clone(),
         events: Arc::new(crate::events::LogPublisher),
-        metrics: store.clone(),
         clock,
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod jobs;
 pub(crate) mod lake;
+pub(crate) mod metrics;
 pub(crate) mod migrate;
 pub(crate) mod providers;
 pub(crate) mod prune;

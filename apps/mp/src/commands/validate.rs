@@ -131,7 +131,6 @@ fn validator(
         // The CSV file is the user's report; the metadata rows keep the run summary.
         reports: vec![csv, store.clone()],
         jobs: store.clone(),
-        metrics: store.clone(),
         events: Arc::new(crate::events::LogPublisher),
         clock: Arc::new(SystemClock),
     };
@@ -139,6 +138,7 @@ fn validator(
 }
 
 fn outcome(run: &ValidationRun, strict: bool) -> Result<(), AppError> {
+    crate::telemetry::set_job(&run.run_id);
     let failures: Vec<String> = run
         .failures()
         .map(|s| format!("{}: {}", s.symbol, s.error.as_deref().unwrap_or("")))

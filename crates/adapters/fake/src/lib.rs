@@ -16,6 +16,7 @@ use marketpipe_domain::time::NANOS_PER_MINUTE;
 use marketpipe_domain::{
     Bar, DateRange, Price, Session, SessionKind, Symbol, Timeframe, Timestamp, TradingCalendar,
 };
+use marketpipe_ports::telemetry;
 use marketpipe_ports::{
     BarPage, BarRequest, MarketDataProvider, PageCursor, ProviderError, ProviderInfo,
 };
@@ -155,26 +156,9 @@ fn cents(c: i64) -> Price {
     Price::from_raw(c * CENT).unwrap_or(Price::ZERO)
 }
 
-#[async_trait]
-impl MarketDataProvider for FakeProvider {
-    fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            name: NAME.into(),
-            display_name: "Fake (deterministic, offline)".into(),
-            feeds: Vec::new(),
-            default_feed: None,
-            max_symbols_per_request: MAX_SYMBOLS_PER_REQUEST,
-            max_page_size: MAX_PAGE_SIZE,
-            rate_limit: None,
-            history_start: NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1),
-            requires_credentials: false,
-            supports_extended_hours: true,
-            retries_internally: false,
-        }
-    }
-
-    /// Pages run symbol by symbol in request order; the cursor is `<symbol index>:<ts>`.
-    async fn fetch_bars(&self, request: &BarRequest) -> Result<BarPage, ProviderError> {
+impl FakeProvider {
+    /// One page of bars for `request`, or why the request is refused.
+    fn serve_page(&self, request: &BarRequest) -> Result<BarPage, ProviderError> {
         if request.timeframe != Timeframe::M1 {
             return Err(ProviderError::Unsupported {
                 provider: NAME.into(),
@@ -225,6 +209,48 @@ impl MarketDataProvider for FakeProvider {
             }
         }
         Ok(page)
+    }
+}
+
+#[async_trait]
+impl MarketDataProvider for FakeProvider {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: NAME.into(),
+            display_name: "Fake (deterministic, offline)".into(),
+            feeds: Vec::new(),
+            default_feed: None,
+            max_symbols_per_request: MAX_SYMBOLS_PER_REQUEST,
+            max_page_size: MAX_PAGE_SIZE,
+            rate_limit: None,
+            history_start: NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1),
+            requires_credentials: false,
+            supports_extended_hours: true,
+            retries_internally: false,
+        }
+    }
+
+    /// Pages run symbol by symbol in request order; the cursor is `<symbol index>:<ts>`.
+    async fn fetch_bars(&self, request: &BarRequest) -> Result<BarPage, ProviderError> {
+        // Counted as a provider request like an HTTP adapter's, so that dashboards and
+        // alerts work the same on the fake provider.
+        let started = std::time::Instant::now();
+        let page = self.serve_page(request);
+        let status = if page.is_ok() { "200" } else { "400" };
+        metrics::counter!(
+            telemetry::PROVIDER_REQUESTS.name,
+            telemetry::LABEL_PROVIDER => NAME,
+            telemetry::LABEL_FEED => "default",
+            telemetry::LABEL_STATUS => status
+        )
+        .increment(1);
+        metrics::histogram!(
+            telemetry::PROVIDER_REQUEST_DURATION.name,
+            telemetry::LABEL_PROVIDER => NAME,
+            telemetry::LABEL_FEED => "default"
+        )
+        .record(started.elapsed().as_secs_f64());
+        page
     }
 
     async fn test_connection(&self) -> Result<(), ProviderError> {

@@ -23,6 +23,7 @@ use crate::layout::{
 };
 use crate::merge::merge;
 use marketpipe_ports::layout::{FORMAT_MARKER, is_frame_dir_name};
+use marketpipe_ports::telemetry;
 
 /// Distinguishes temporary files of concurrent writes within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -585,9 +586,16 @@ fn write_atomically(
         .map_err(|e| write_failure(&temp, format!("cannot finish the Parquet file: {e}"), e))?;
     file.sync_all()
         .map_err(|e| io_error(&temp, "cannot fsync the temporary file", e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     drop(file);
     fs::rename(&temp, path)
         .map_err(|e| io_error(path, "cannot rename the temporary file into place", e))?;
     guard.0 = None;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    let frame = key.frame.as_str();
+    metrics::counter!(telemetry::PARTITIONS_WRITTEN.name, telemetry::LABEL_FRAME => frame)
+        .increment(1);
+    metrics::counter!(telemetry::BYTES_WRITTEN.name, telemetry::LABEL_FRAME => frame)
+        .increment(bytes);
+    Ok(())
 }

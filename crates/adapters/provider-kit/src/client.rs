@@ -5,12 +5,12 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use marketpipe_ports::{BoxError, FetchStats, ProviderError, RateLimit};
+use marketpipe_ports::{BoxError, FetchStats, ProviderError, RateLimit, telemetry};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -260,7 +260,7 @@ impl HttpClient {
         };
         let client = build(true)?;
         let raw_client = build(false)?;
-        Ok(Self {
+        let made = Self {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(config.rate_limit),
                 breaker: CircuitBreaker::new(config.breaker),
@@ -274,7 +274,12 @@ impl HttpClient {
                 raw_client,
                 counters: Counters::default(),
             }),
-        })
+        };
+        // Retries and 429s are series from the start, at 0, so that dashboards and rate()
+        // see a zero rather than no data.
+        metrics::counter!(telemetry::PROVIDER_RETRIES.name, &made.metric_labels()).increment(0);
+        metrics::counter!(telemetry::PROVIDER_THROTTLED.name, &made.metric_labels()).increment(0);
+        Ok(made)
     }
 
     /// The provider's name.
@@ -343,9 +348,11 @@ impl HttpClient {
         let url_ref = &url;
         let header_ref = &header_map;
         let secrets_ref = &secrets;
+        let status = AtomicU16::new(0);
+        let status_ref = &status;
         let ((code, response_headers, body), call_stats) = self
-            .run(&url, &secrets, || async move {
-                self.attempt_get(url_ref, header_ref, secrets_ref, classify)
+            .run(&url, &secrets, &status, || async move {
+                self.attempt_get(url_ref, header_ref, secrets_ref, classify, status_ref)
                     .await
             })
             .await?;
@@ -389,19 +396,23 @@ impl HttpClient {
                 })?;
         }
         let url_ref = &url;
+        let status = AtomicU16::new(0);
+        let status_ref = &status;
         let (bytes, _stats) = self
-            .run(&url, &[], || async move {
-                self.attempt_download(url_ref, dest).await
+            .run(&url, &[], &status, || async move {
+                self.attempt_download(url_ref, dest, status_ref).await
             })
             .await?;
         Ok(bytes)
     }
 
-    /// The retry loop around one kind of attempt.
+    /// The retry loop around one kind of attempt. `status` is where an attempt leaves the
+    /// HTTP status it received (0: none arrived), for the request metrics.
     async fn run<T, E, F, Fut>(
         &self,
         url: &Url,
         secrets: &[&Secret],
+        status: &AtomicU16,
         mut attempt: F,
     ) -> Result<(T, FetchStats), E>
     where
@@ -437,10 +448,14 @@ impl HttpClient {
             if tries > 0 {
                 stats.retries += 1;
                 c.retries.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(telemetry::PROVIDER_RETRIES.name, &self.metric_labels())
+                    .increment(1);
             }
+            status.store(0, Ordering::Relaxed);
             let sent = Instant::now();
             let outcome = attempt().await;
             let latency = sent.elapsed();
+            self.record_attempt(status.load(Ordering::Relaxed), latency);
             c.latency_count.fetch_add(1, Ordering::Relaxed);
             c.latency_sum_ns
                 .fetch_add(nanos(latency), Ordering::Relaxed);
@@ -502,12 +517,55 @@ impl HttpClient {
         }
     }
 
+    /// The labels of this client's provider metrics.
+    fn metric_labels(&self) -> [(&'static str, String); 2] {
+        [
+            (telemetry::LABEL_PROVIDER, self.inner.provider.clone()),
+            (
+                telemetry::LABEL_FEED,
+                self.inner
+                    .feed
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+        ]
+    }
+
+    /// One attempt in the request metrics: its status (0 when no response arrived), a 429,
+    /// and its latency.
+    fn record_attempt(&self, status: u16, latency: Duration) {
+        let [provider, feed] = self.metric_labels();
+        let code = if status == 0 {
+            "error".to_owned()
+        } else {
+            status.to_string()
+        };
+        metrics::counter!(
+            telemetry::PROVIDER_REQUESTS.name,
+            provider.0 => provider.1.clone(),
+            feed.0 => feed.1.clone(),
+            telemetry::LABEL_STATUS => code
+        )
+        .increment(1);
+        if status == 429 {
+            metrics::counter!(telemetry::PROVIDER_THROTTLED.name, &self.metric_labels())
+                .increment(1);
+        }
+        metrics::histogram!(
+            telemetry::PROVIDER_REQUEST_DURATION.name,
+            provider.0 => provider.1,
+            feed.0 => feed.1
+        )
+        .record(latency.as_secs_f64());
+    }
+
     async fn attempt_get(
         &self,
         url: &Url,
         headers: &HeaderMap,
         secrets: &[&Secret],
         classify: &Classifier,
+        status_seen: &AtomicU16,
     ) -> Outcome<(u16, HeaderMap, Bytes)> {
         let request = self
             .inner
@@ -520,6 +578,7 @@ impl HttpClient {
             Err(e) => return transport_failure("sending the request", e, secrets, url),
         };
         let status = response.status().as_u16();
+        status_seen.store(status, Ordering::Relaxed);
         let response_headers = response.headers().clone();
         if status == 429 {
             return Outcome::RateLimited {
@@ -556,7 +615,12 @@ impl HttpClient {
         Outcome::Fatal(default_error(&self.inner.provider, url, status, body))
     }
 
-    async fn attempt_download(&self, url: &Url, dest: &Path) -> Outcome<u64, DownloadError> {
+    async fn attempt_download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        status_seen: &AtomicU16,
+    ) -> Outcome<u64, DownloadError> {
         let request = self
             .inner
             .raw_client
@@ -567,6 +631,7 @@ impl HttpClient {
             Err(e) => return transport_failure("sending the request", e, &[], url),
         };
         let status = response.status().as_u16();
+        status_seen.store(status, Ordering::Relaxed);
         if status == 429 {
             return Outcome::RateLimited {
                 hint: wait_hint(response.headers(), SystemTime::now()),
