@@ -29,9 +29,13 @@ one() { # mode -> prints seconds
     (while true; do curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || true; sleep 0.2; done) >/dev/null 2>&1 &
     scraper=$!
   fi
+  # The previous run's deleted files are written back first, so that no run pays for the
+  # one before it.
+  sync
   local start end
   start=$(date +%s.%N)
-  "$mp" -q --data-dir "$data" "${flags[@]}" ingest --provider fake --symbols "$symbols" \
+  /usr/bin/time -f '%U %S' -o "$work/cpu" \
+    "$mp" -q --data-dir "$data" "${flags[@]}" ingest --provider fake --symbols "$symbols" \
     --start 2024-01-01 --end 2024-12-31 >"$work/out" 2>"$work/err" || {
     echo "ingest ($mode) failed:" >&2
     cat "$work/err" >&2
@@ -44,14 +48,16 @@ one() { # mode -> prints seconds
     scraper=
   fi
   rm -rf "$data"
-  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f\n", e - s }'
+  read -r user sys <"$work/cpu"
+  awk -v s="$start" -v e="$end" -v u="$user" -v y="$sys" 'BEGIN { printf "%.2f %.2f\n", e - s, u + y }'
 }
-declare -A times
+declare -A times cpus
 for i in $(seq 1 "$runs"); do
   for mode in none addr textfile; do
-    t=$(one "$mode")
+    read -r t cpu < <(one "$mode")
     times[$mode]="${times[$mode]:-} $t"
-    printf 'run %d %-9s %8s s\n' "$i" "$mode" "$t"
+    cpus[$mode]="${cpus[$mode]:-} $cpu"
+    printf 'run %d %-9s %8s s wall %8s s cpu\n' "$i" "$mode" "$t" "$cpu"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -60,6 +66,11 @@ addr=$(median <<<"${times[addr]}")
 textfile=$(median <<<"${times[textfile]}")
 grep -q '^marketpipe_bars_ingested_total' "$work/mp.prom"
 bars=$(awk '/^marketpipe_bars_ingested_total/ {s += $2} END {print s}' "$work/mp.prom")
+cpu_none=$(median <<<"${cpus[none]}")
+cpu_addr=$(median <<<"${cpus[addr]}")
+cpu_textfile=$(median <<<"${cpus[textfile]}")
+printf 'median cpu (user+sys): no metrics %.2f s, --metrics-addr %.2f s, --metrics-textfile %.2f s\n' "$cpu_none" "$cpu_addr" "$cpu_textfile"
+awk -v n="$cpu_none" -v a="$cpu_addr" -v t="$cpu_textfile" 'BEGIN { printf "ratio cpu --metrics-addr / none: %.3f; --metrics-textfile / none: %.3f\n", a / n, t / n }'
 printf 'median: no metrics %.2f s, --metrics-addr (scraped every 200 ms) %.2f s, --metrics-textfile %.2f s\n' "$none" "$addr" "$textfile"
 awk -v n="$none" -v a="$addr" -v t="$textfile" -v b="$bars" 'BEGIN {
   printf "ratio --metrics-addr / none: %.3f; --metrics-textfile / none: %.3f; %d bars counted (%.2f M bars/s without metrics)\n", a / n, t / n, b, b / n / 1e6 }'

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use marketpipe_testkit::simulator::{Faults, Simulator, SimulatorConfig};
 
+use crate::ingest::ingest_args;
 use crate::providers::{assert_ok, config, run, simulator_env};
 use crate::{mp, mp_process, text};
 
@@ -358,51 +359,24 @@ async fn a_textfile_counts_one_429_and_every_request_the_simulator_saw() {
 #[test]
 fn metrics_flags_refuse_a_missing_textfile_directory_a_taken_port_and_a_command_without_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let out = mp(dir.path())
-        .args([
-            "--metrics-textfile",
-            "no/such/dir/mp.prom",
-            "ingest",
-            "--provider",
-            "fake",
-            "--symbols",
-            "AAPL",
-            "--start",
-            "2024-03-01",
-            "--end",
-            "2024-03-01",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no/such/dir"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(!dir.path().join("data").exists(), "refused before any work");
-
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = mp(dir.path())
-        .args([
-            "--metrics-addr",
-            &addr,
-            "ingest",
-            "--provider",
-            "fake",
-            "--symbols",
-            "AAPL",
-            "--start",
-            "2024-03-01",
-            "--end",
-            "2024-03-01",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&addr), "{}", text(&out.stderr));
-    assert!(!dir.path().join("data").exists(), "refused before any work");
+    for (flag, value, named) in [
+        ("--metrics-textfile", "no/such/dir/mp.prom", "no/such/dir"),
+        ("--metrics-addr", addr.as_str(), addr.as_str()),
+    ] {
+        let out = mp(dir.path())
+            .args([flag, value])
+            .args(ingest_args("AAPL", "2024-03-01", "2024-03-01", &[]))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(named), "{}", text(&out.stderr));
+        assert!(
+            !dir.path().join("data").exists(),
+            "{flag}: refused before any work"
+        );
+    }
 
     let calendar = ["calendar", "--start", "2024-01-02", "--end", "2024-01-05"];
     let out = mp(dir.path())
@@ -469,17 +443,7 @@ async fn the_history_lists_plots_and_serves_every_series_the_dashboard_and_rules
     let fake_ingest = |at: &str, symbols: &str, start: &str, end: &str| {
         let out = mp(dir)
             .env("MP_NOW", at)
-            .args([
-                "ingest",
-                "--provider",
-                "fake",
-                "--symbols",
-                symbols,
-                "--start",
-                start,
-                "--end",
-                end,
-            ])
+            .args(ingest_args(symbols, start, end, &[]))
             .output()
             .unwrap();
         assert_ok(&out, "fake ingest");

@@ -83,19 +83,15 @@ fn mp_against_base(
     args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> Output {
-    let base = &base.0;
-    let mut cmd = mp(dir);
-    for var in PROVIDER_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env("MP_ALPACA_BASE_URL", base)
-        .env("MP_POLYGON_BASE_URL", base)
-        .env("MP_FINNHUB_BASE_URL", format!("{base}/api/v1"))
-        .env("ALPACA_KEY_ID", ALPACA_KEY)
-        .env("ALPACA_SECRET_KEY", ALPACA_SECRET)
-        .env("POLYGON_API_KEY", POLYGON_KEY)
+    let mut std_cmd = crate::mp_process(dir);
+    simulator_env(&mut std_cmd, &base.0);
+    // output() captures only the streams not set otherwise.
+    std_cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut cmd = assert_cmd::Command::from_std(std_cmd);
+    cmd.env("POLYGON_API_KEY", POLYGON_KEY)
         .env("FINNHUB_API_KEY", FINNHUB_KEY)
-        .env("MP_INGEST_RETRY_BASE_DELAY_MS", "20")
         .env("MP_PROVIDERS_POLYGON_RATE_LIMIT_PER_MINUTE", "6000")
         .env("MP_PROVIDERS_FINNHUB_RATE_LIMIT_PER_MINUTE", "6000");
     for (k, v) in extra_env {
@@ -105,8 +101,9 @@ fn mp_against_base(
     cmd.output().unwrap()
 }
 
-/// The environment of [`mp_against_base`] for a spawned `mp` (a test that scrapes it while
-/// it runs): provider variables removed, the simulator's URLs and the test keys set.
+/// The simulator's environment for `mp` (also a spawned one, that a test scrapes while it
+/// runs): provider variables removed, the simulator's URLs, the Alpaca test keys and fast
+/// retries set.
 pub(crate) fn simulator_env(cmd: &mut std::process::Command, base: &str) {
     for var in PROVIDER_VARS {
         cmd.env_remove(var);
