@@ -86,6 +86,7 @@ pub(crate) struct Session {
 impl Session {
     /// Installs the recorder and starts `--metrics-addr`'s endpoint. The flags are refused
     /// (exit 2) on a command that exports nothing, and a bad address before any work.
+    #[allow(clippy::print_stderr)] // the port chosen for 127.0.0.1:0, for the caller
     pub(crate) fn start(global: &GlobalArgs, command: &Command) -> Result<Self, AppError> {
         let name = command_name(command);
         if name.is_none() {

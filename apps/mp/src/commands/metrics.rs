@@ -226,6 +226,7 @@ pub(crate) fn sparkline(values: &[f64]) -> String {
 }
 
 /// A line chart of every history (time on x, value on y), written atomically.
+#[allow(clippy::too_many_lines)] // one SVG document, element by element in drawing order
 fn write_svg(file: &Path, name: &str, histories: &[SeriesHistory]) -> Result<(), AppError> {
     const COLORS: [&str; 6] = [
         "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",

@@ -586,7 +586,7 @@ fn write_atomically(
         .map_err(|e| write_failure(&temp, format!("cannot finish the Parquet file: {e}"), e))?;
     file.sync_all()
         .map_err(|e| io_error(&temp, "cannot fsync the temporary file", e))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = file.metadata().map_or(0, |m| m.len());
     drop(file);
     fs::rename(&temp, path)
         .map_err(|e| io_error(path, "cannot rename the temporary file into place", e))?;

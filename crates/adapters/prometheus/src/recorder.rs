@@ -132,21 +132,21 @@ fn series_key(key: &Key) -> SeriesKey {
 
 /// The series of `key` in `table`, made by `make` on first use.
 fn get_or_insert<T>(table: &Table<T>, key: &Key, make: impl FnOnce(&str) -> T) -> Arc<T> {
-    let key = series_key(key);
+    let series = series_key(key);
     if let Some(found) = table
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&key)
+        .get(&series)
     {
         return Arc::clone(found);
     }
     let mut write = table
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let made = write
-        .entry(key)
+    let registered = write
+        .entry(series)
         .or_insert_with_key(|(name, _)| Arc::new(make(name)));
-    Arc::clone(made)
+    Arc::clone(registered)
 }
 
 impl MetricsRecorder {
@@ -320,7 +320,10 @@ mod tests {
         assert!((sum - 100.301).abs() < 1e-9);
         assert_eq!(buckets.len(), REQUEST_DURATION_BUCKETS.len());
         assert_eq!(buckets[0], (0.005, 1));
-        assert_eq!(buckets.iter().find(|b| b.0 == 0.5), Some(&(0.5, 2)));
+        assert_eq!(
+            buckets.iter().find(|b| (b.0 - 0.5).abs() < f64::EPSILON),
+            Some(&(0.5, 2))
+        );
         assert_eq!(buckets.last(), Some(&(30.0, 2)), "100 s is only in +Inf");
         let Some(SeriesValue::Histogram { buckets, .. }) = by("other_seconds", &[]) else {
             panic!("no default histogram");

@@ -1,4 +1,4 @@
-//! The Prometheus text exposition format (0.0.4), which node_exporter's textfile collector
+//! The Prometheus text exposition format (0.0.4), which `node_exporter`'s textfile collector
 //! reads too.
 
 use std::fmt::Write as _;
@@ -26,10 +26,10 @@ pub fn render(series: &[Series]) -> String {
         }
         match &s.value {
             SeriesValue::Counter { value } => {
-                sample(&mut out, &s.name, &s.labels, None, &value.to_string())
+                sample(&mut out, &s.name, &s.labels, None, &value.to_string());
             }
             SeriesValue::Gauge { value } => {
-                sample(&mut out, &s.name, &s.labels, None, &number(*value))
+                sample(&mut out, &s.name, &s.labels, None, &number(*value));
             }
             SeriesValue::Histogram {
                 buckets,

@@ -1,4 +1,4 @@
-//! node_exporter's textfile collector: a `.prom` file replaced atomically, so that the
+//! `node_exporter`'s textfile collector: a `.prom` file replaced atomically, so that the
 //! collector never reads half of it.
 
 use std::fs::{self, OpenOptions};

@@ -406,13 +406,13 @@ impl HttpClient {
         Ok(bytes)
     }
 
-    /// The retry loop around one kind of attempt. `status` is where an attempt leaves the
+    /// The retry loop around one kind of attempt. `status_seen` is where an attempt leaves the
     /// HTTP status it received (0: none arrived), for the request metrics.
     async fn run<T, E, F, Fut>(
         &self,
         url: &Url,
         secrets: &[&Secret],
-        status: &AtomicU16,
+        status_seen: &AtomicU16,
         mut attempt: F,
     ) -> Result<(T, FetchStats), E>
     where
@@ -451,11 +451,11 @@ impl HttpClient {
                 metrics::counter!(telemetry::PROVIDER_RETRIES.name, &self.metric_labels())
                     .increment(1);
             }
-            status.store(0, Ordering::Relaxed);
+            status_seen.store(0, Ordering::Relaxed);
             let sent = Instant::now();
             let outcome = attempt().await;
             let latency = sent.elapsed();
-            self.record_attempt(status.load(Ordering::Relaxed), latency);
+            self.record_attempt(status_seen.load(Ordering::Relaxed), latency);
             c.latency_count.fetch_add(1, Ordering::Relaxed);
             c.latency_sum_ns
                 .fetch_add(nanos(latency), Ordering::Relaxed);
