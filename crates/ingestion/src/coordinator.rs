@@ -555,7 +555,7 @@ impl ItemRunner {
             metrics::counter!(
                 telemetry::BARS_INGESTED.name,
                 telemetry::LABEL_PROVIDER => meta.provider.clone(),
-                telemetry::LABEL_FEED => meta.feed.clone().unwrap_or_else(|| "default".to_owned())
+                telemetry::LABEL_FEED => meta.feed.clone().unwrap_or_else(|| telemetry::FEED_NONE.to_owned())
             )
             .increment(bars.len() as u64);
             if outcome.rewritten {

@@ -59,6 +59,8 @@ pub const LABEL_FRAME: &str = "frame";
 pub const LABEL_RULE: &str = "rule";
 /// Label key: a finding's severity.
 pub const LABEL_SEVERITY: &str = "severity";
+/// The `feed` label's value for a provider without feeds.
+pub const FEED_NONE: &str = "default";
 /// Label key: an HTTP status code, or `error` when no response arrived.
 pub const LABEL_STATUS: &str = "status";
 /// Label key: the `mp` command (`ingest`, `validate`, …).

@@ -197,25 +197,12 @@ fn write_html(path: &Path, request: &GapsRequest, report: &GapsReport) -> Result
         .replace("{{HOURS}}", request.hours.as_str())
         .replace("{{ROWS}}", &rows)
         .replace("{{DATA}}", &data);
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map_or_else(|| "gaps.html".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    std::fs::write(&temp, page)
-        .and_then(|()| std::fs::rename(&temp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            usage(anyhow::anyhow!(
-                "cannot write --html {}: {e}; pass a path in a writable directory",
-                path.display()
-            ))
-        })
+    super::write_file_atomically(path, page.as_bytes()).map_err(|e| {
+        usage(anyhow::anyhow!(
+            "cannot write --html {}: {e}; pass a path in a writable directory",
+            path.display()
+        ))
+    })
 }
 
 /// The page: a legend with the counts, a canvas heat map (rows: symbols, columns: sessions;

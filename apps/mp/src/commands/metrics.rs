@@ -333,25 +333,11 @@ fn write_svg(file: &Path, name: &str, histories: &[SeriesHistory]) -> Result<(),
         );
     }
     svg.push_str("</svg>\n");
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        file.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let written = std::fs::write(&temp, svg).and_then(|()| std::fs::rename(&temp, file));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(AppError::Failed(
+    crate::commands::write_file_atomically(file, svg.as_bytes()).map_err(|e| {
+        AppError::Failed(
             anyhow::Error::new(e).context(format!("cannot write the chart {}", file.display())),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn xml(text: &str) -> String {

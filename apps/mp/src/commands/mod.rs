@@ -89,3 +89,21 @@ fn read_symbols_file(path: &Path) -> Result<Vec<Symbol>, AppError> {
     }
     Ok(out)
 }
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
+/// so that a reader never sees half a file and a failure leaves none behind.
+pub(crate) fn write_file_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy());
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = std::fs::write(&temp, contents).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}

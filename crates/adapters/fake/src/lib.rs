@@ -240,14 +240,14 @@ impl MarketDataProvider for FakeProvider {
         metrics::counter!(
             telemetry::PROVIDER_REQUESTS.name,
             telemetry::LABEL_PROVIDER => NAME,
-            telemetry::LABEL_FEED => "default",
+            telemetry::LABEL_FEED => telemetry::FEED_NONE,
             telemetry::LABEL_STATUS => status
         )
         .increment(1);
         metrics::histogram!(
             telemetry::PROVIDER_REQUEST_DURATION.name,
             telemetry::LABEL_PROVIDER => NAME,
-            telemetry::LABEL_FEED => "default"
+            telemetry::LABEL_FEED => telemetry::FEED_NONE
         )
         .record(started.elapsed().as_secs_f64());
         page

@@ -526,7 +526,7 @@ impl HttpClient {
                 self.inner
                     .feed
                     .clone()
-                    .unwrap_or_else(|| "default".to_owned()),
+                    .unwrap_or_else(|| telemetry::FEED_NONE.to_owned()),
             ),
         ]
     }
