@@ -17,6 +17,7 @@ mod metrics;
 mod operations;
 mod providers;
 mod query;
+mod universe;
 mod upgrade;
 mod validate;
 

@@ -16,12 +16,12 @@ use crate::{mp, text};
 /// Recognisable credential values: no output or file may contain them.
 const ALPACA_KEY: &str = "PKE2EKEYID7QX4";
 const ALPACA_SECRET: &str = "e2eSecretValue9ZK2WQ";
-const POLYGON_KEY: &str = "e2ePolygonKey4HV8";
+pub(crate) const POLYGON_KEY: &str = "e2ePolygonKey4HV8";
 const FINNHUB_KEY: &str = "e2eFinnhubKey3MN5";
 
 /// Every variable a provider may read its credentials or base URL from: removed from the
 /// environment `mp` inherits, so that a developer's real keys never reach a test.
-const PROVIDER_VARS: [&str; 11] = [
+const PROVIDER_VARS: [&str; 12] = [
     "ALPACA_KEY_ID",
     "ALPACA_SECRET_KEY",
     "APCA_API_KEY_ID",
@@ -30,6 +30,7 @@ const PROVIDER_VARS: [&str; 11] = [
     "MASSIVE_API_KEY",
     "FINNHUB_API_KEY",
     "MP_ALPACA_BASE_URL",
+    "MP_ALPACA_TRADING_BASE_URL",
     "MP_POLYGON_BASE_URL",
     "MP_FINNHUB_BASE_URL",
     "MP_IEX_HIST_DIR",
@@ -109,6 +110,7 @@ pub(crate) fn simulator_env(cmd: &mut std::process::Command, base: &str) {
         cmd.env_remove(var);
     }
     cmd.env("MP_ALPACA_BASE_URL", base)
+        .env("MP_ALPACA_TRADING_BASE_URL", base)
         .env("MP_POLYGON_BASE_URL", base)
         .env("MP_FINNHUB_BASE_URL", format!("{base}/api/v1"))
         .env("ALPACA_KEY_ID", ALPACA_KEY)

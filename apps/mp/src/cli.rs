@@ -143,6 +143,20 @@ pub(crate) enum Command {
         command: PruneCommand,
     },
 
+    /// The symbol master: load a source's list of securities into its history (mp symbols
+    /// update), list the securities valid on a date, show one's history.
+    Symbols {
+        #[command(subcommand)]
+        command: SymbolsCommand,
+    },
+
+    /// Universes: build one from a filters file, the symbol master and the lake (only what
+    /// was known on its as-of date), list them, show one, compare two.
+    Universe {
+        #[command(subcommand)]
+        command: UniverseCommand,
+    },
+
     /// Check the data directory and say what needs attention: exit 0 when every check
     /// passes or only warns, 1 when one fails.
     Health {
@@ -223,6 +237,124 @@ pub(crate) struct MetricsArgs {
     /// Draw the histories as an SVG chart into FILE.
     #[arg(long, value_name = "FILE", requires = "metric")]
     pub(crate) plot_file: Option<PathBuf>,
+}
+
+/// A symbol-master source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SymbolSourceName {
+    /// The Nasdaq Trader symbol directory (nasdaqlisted.txt and otherlisted.txt).
+    NasdaqTrader,
+    /// Alpaca's asset list (Trading API GET /v2/assets; the Alpaca key pair).
+    Alpaca,
+    /// Polygon/Massive reference tickers (GET /v3/reference/tickers; POLYGON_API_KEY).
+    Polygon,
+}
+
+/// `mp symbols …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SymbolsCommand {
+    /// Load the source's current list as a snapshot: securities that are new or changed get a
+    /// row valid from the as-of date, the rows of securities that changed or disappeared end
+    /// on it. Snapshots of a source are loaded in date order.
+    Update {
+        /// The source.
+        #[arg(long, value_enum)]
+        source: SymbolSourceName,
+        /// nasdaq-trader: where the files are, a directory or an http(s) base URL. Default:
+        /// https://www.nasdaqtrader.com/dynamic/SymDir/. (Alpaca and Polygon use their
+        /// providers' base URLs and credentials.)
+        #[arg(long, value_name = "DIR_OR_URL")]
+        from: Option<String>,
+        /// polygon: also ask each ticker's details for its market cap and SIC code (one
+        /// request per ticker).
+        #[arg(long)]
+        details: bool,
+        /// The date the snapshot describes (YYYY-MM-DD). Default: the date the files say they
+        /// were made, else today's New York date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Say what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The securities valid on a date, one row per source.
+    List {
+        /// The date (YYYY-MM-DD). Default: today's New York date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Only these exchanges, comma-separated (NASDAQ, NYSE, NYSE_AMERICAN, NYSE_ARCA,
+        /// CBOE_BZX, IEX, OTC).
+        #[arg(long, value_name = "LIST")]
+        exchange: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One security's history: every version of it in every source, with its dates.
+    Show {
+        /// The symbol (BRK.B, BRK/B and BRK-B are the same).
+        symbol: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `mp universe …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UniverseCommand {
+    /// Select the securities of the symbol master valid on the as-of date that pass the
+    /// filters file (docs/universe.md), from the sessions up to that date; write
+    /// DATA_DIR/universe/universe-YYYY-MM-DD.csv and keep the universe (one per date: a
+    /// rebuild replaces it).
+    Build {
+        /// The filters file (filters.yml).
+        #[arg(long, value_name = "FILE")]
+        filters: PathBuf,
+        /// The as-of date (YYYY-MM-DD). Default: today's New York date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// The universe's name. Default: the filters file's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The universes built, by date.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One universe's members by rank (with --all, also every excluded candidate and why).
+    Show {
+        /// Its as-of date (YYYY-MM-DD), or latest.
+        #[arg(value_name = "DATE|latest")]
+        which: String,
+        /// Also list the excluded candidates with the filter that excluded each.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two universes: members added, and members removed with the
+    /// reason the later universe left each out.
+    Diff {
+        /// The earlier universe's date, or latest.
+        #[arg(value_name = "A")]
+        from: String,
+        /// The later universe's date, or latest.
+        #[arg(value_name = "B")]
+        to: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `mp lake …`.
@@ -465,13 +597,18 @@ pub(crate) struct IngestArgs {
     pub(crate) provider: Option<String>,
 
     /// Symbols, comma-separated (AAPL,MSFT,BRK.B).
-    #[arg(long, value_name = "LIST", required_unless_present_any = ["symbols_file", "resume"])]
+    #[arg(long, value_name = "LIST", required_unless_present_any = ["symbols_file", "resume", "universe"])]
     pub(crate) symbols: Option<String>,
 
     /// A file of symbols: one or more per line, comma- or space-separated; '#' starts a
     /// comment.
     #[arg(long, value_name = "FILE")]
     pub(crate) symbols_file: Option<PathBuf>,
+
+    /// Take the symbols from a built universe: its as-of date (YYYY-MM-DD) or latest (see
+    /// `mp universe list`).
+    #[arg(long, value_name = "DATE|latest", conflicts_with_all = ["symbols", "symbols_file"])]
+    pub(crate) universe: Option<String>,
 
     /// First session date, New York (YYYY-MM-DD, inclusive).
     #[arg(long, required_unless_present = "resume")]
@@ -505,7 +642,7 @@ pub(crate) struct IngestArgs {
     pub(crate) aggregate: bool,
 
     /// Continue a failed, cancelled or interrupted job from its checkpoints.
-    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "symbols_file", "start", "end", "provider", "extended_hours", "feed"])]
+    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["symbols", "symbols_file", "universe", "start", "end", "provider", "extended_hours", "feed"])]
     pub(crate) resume: Option<String>,
 }
 
@@ -522,13 +659,18 @@ pub(crate) struct BackfillArgs {
     pub(crate) feed: Option<String>,
 
     /// Symbols, comma-separated (AAPL,MSFT,BRK.B).
-    #[arg(long, value_name = "LIST", required_unless_present = "symbols_file")]
+    #[arg(long, value_name = "LIST", required_unless_present_any = ["symbols_file", "universe"])]
     pub(crate) symbols: Option<String>,
 
     /// A file of symbols: one or more per line, comma- or space-separated; '#' starts a
     /// comment.
     #[arg(long, value_name = "FILE")]
     pub(crate) symbols_file: Option<PathBuf>,
+
+    /// Take the symbols from a built universe: its as-of date (YYYY-MM-DD) or latest (see
+    /// `mp universe list`).
+    #[arg(long, value_name = "DATE|latest", conflicts_with_all = ["symbols", "symbols_file"])]
+    pub(crate) universe: Option<String>,
 
     /// First session date, New York (YYYY-MM-DD, inclusive; with --end).
     #[arg(

@@ -21,7 +21,7 @@ mod wiring;
 
 use cli::{
     Cli, Command, ConfigCommand, IexCommand, JobsCommand, LakeCommand, MetricsCommand,
-    OhlcvCommand, ProvidersCommand, PruneCommand,
+    OhlcvCommand, ProvidersCommand, PruneCommand, SymbolsCommand, UniverseCommand,
 };
 use commands::Context;
 use error::AppError;
@@ -184,6 +184,71 @@ fn run(cli: &Cli) -> Result<(), AppError> {
                 )),
                 JobsCommand::Doctor { fix, json } => {
                     rt.block_on(commands::jobs::doctor(&ctx, *fix, *json, &mut out))
+                }
+            }
+        }
+        Command::Symbols { command } => {
+            let (ctx, _) = context(cli)?;
+            let rt = runtime()?;
+            match command {
+                SymbolsCommand::Update {
+                    source,
+                    from,
+                    details,
+                    as_of,
+                    dry_run,
+                    json,
+                } => rt.block_on(commands::symbols::update(
+                    &ctx,
+                    *source,
+                    from.as_deref(),
+                    *details,
+                    as_of.as_deref(),
+                    *dry_run,
+                    *json,
+                    &mut out,
+                )),
+                SymbolsCommand::List {
+                    as_of,
+                    exchange,
+                    json,
+                } => rt.block_on(commands::symbols::list(
+                    &ctx,
+                    as_of.as_deref(),
+                    exchange.as_deref(),
+                    *json,
+                    &mut out,
+                )),
+                SymbolsCommand::Show { symbol, json } => {
+                    rt.block_on(commands::symbols::show(&ctx, symbol, *json, &mut out))
+                }
+            }
+        }
+        Command::Universe { command } => {
+            let (ctx, _) = context(cli)?;
+            let rt = runtime()?;
+            match command {
+                UniverseCommand::Build {
+                    filters,
+                    as_of,
+                    name,
+                    json,
+                } => rt.block_on(commands::universe::build(
+                    &ctx,
+                    filters,
+                    as_of.as_deref(),
+                    name.clone(),
+                    *json,
+                    &mut out,
+                )),
+                UniverseCommand::List { json } => {
+                    rt.block_on(commands::universe::list(&ctx, *json, &mut out))
+                }
+                UniverseCommand::Show { which, all, json } => {
+                    rt.block_on(commands::universe::show(&ctx, which, *all, *json, &mut out))
+                }
+                UniverseCommand::Diff { from, to, json } => {
+                    rt.block_on(commands::universe::diff(&ctx, from, to, *json, &mut out))
                 }
             }
         }

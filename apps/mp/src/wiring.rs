@@ -161,7 +161,7 @@ fn http_settings(
     }
 }
 
-fn alpaca_settings(config: &Config) -> ProviderSettings {
+pub(crate) fn alpaca_settings(config: &Config) -> ProviderSettings {
     let c = &config.providers.alpaca;
     let mut settings = http_settings(
         c.base_url.as_ref(),
@@ -178,7 +178,7 @@ fn alpaca_settings(config: &Config) -> ProviderSettings {
     settings
 }
 
-fn keyed_settings(c: &KeyedProviderConfig, config: &Config) -> ProviderSettings {
+pub(crate) fn keyed_settings(c: &KeyedProviderConfig, config: &Config) -> ProviderSettings {
     let mut settings = http_settings(
         c.base_url.as_ref(),
         c.rate_limit_per_minute,

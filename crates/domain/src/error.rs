@@ -113,6 +113,26 @@ pub enum DomainError {
         /// What rule it broke.
         reason: &'static str,
     },
+    /// A vendor's spelling of a security's symbol that its convention does not define.
+    #[error("cannot read {convention} symbol {value:?}: {reason}")]
+    InvalidVendorSymbol {
+        /// The vendor text.
+        value: String,
+        /// The convention it was read in (`CQS`, `ACT`, `SEC`, …).
+        convention: &'static str,
+        /// What rule it broke.
+        reason: &'static str,
+    },
+    /// A name that is not one of a closed list (an exchange, an asset type, a status).
+    #[error("unknown {what} {value:?}: expected one of {expected}")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
+        /// The rejected input.
+        value: String,
+        /// The accepted names.
+        expected: &'static str,
+    },
     /// An operation that needs at least one bar got none.
     #[error("{what} needs at least one bar")]
     NoBars {

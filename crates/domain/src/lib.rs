@@ -4,7 +4,7 @@
 //! `Timestamp`, `Price`, `Timeframe`, ranges), entities and aggregates (`Bar`,
 //! `IngestionJob`, `SymbolBarsAggregate`), domain events, the XNYS `TradingCalendar`, and the
 //! pure domain services (`resample`, `vwap`, `daily_summary`, validation rules, the coverage
-//! map's rules). It depends
+//! map's rules, the symbol master's normal form for symbols). It depends
 //! on no other MarketPipe crate and performs no I/O: no files, no network, no async runtime,
 //! no clock reads (callers pass `now`). Every other crate builds on these types.
 //!
@@ -27,6 +27,7 @@ pub mod job;
 pub mod price;
 pub mod resample;
 pub mod retry;
+pub mod security;
 pub mod span;
 pub mod symbol;
 pub mod time;
@@ -45,6 +46,10 @@ pub use job::{
 pub use price::{PRICE_SCALE, Price};
 pub use resample::{Resampler, bucket_start, resample};
 pub use retry::RetryPolicy;
+pub use security::{
+    AssetType, Exchange, FinancialStatus, MasterRow, SecurityRecord, SecuritySymbol,
+    SymbolConvention, SymbolSuffix, sector_of_sic,
+};
 pub use span::{Span, SpanUnit};
 pub use symbol::Symbol;
 pub use time::{DateRange, TimeRange, Timestamp};

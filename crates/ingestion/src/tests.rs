@@ -379,6 +379,24 @@ impl DailySummaryRepository for MemStore {
             .copied()
             .collect())
     }
+    async fn latest_sessions(
+        &self,
+        as_of: chrono::NaiveDate,
+        sessions: usize,
+    ) -> Result<Vec<DailySummary>, RepositoryError> {
+        let m = self.summaries.lock().unwrap();
+        let mut out: Vec<DailySummary> = Vec::new();
+        let mut by_symbol: BTreeMap<Symbol, Vec<DailySummary>> = BTreeMap::new();
+        for s in m.values().filter(|s| s.date <= as_of) {
+            by_symbol.entry(s.symbol).or_default().push(*s);
+        }
+        for (_, mut days) in by_symbol {
+            days.sort_by_key(|s| s.date);
+            let skip = days.len().saturating_sub(sessions);
+            out.extend(days.into_iter().skip(skip));
+        }
+        Ok(out)
+    }
 }
 
 fn info() -> ProviderInfo {

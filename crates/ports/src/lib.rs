@@ -1,7 +1,7 @@
 //! # marketpipe-ports
 //!
 //! The second ring of MarketPipe's hexagonal architecture: the async traits through which
-//! the contexts (ingestion, aggregation, validation) reach the outside world, and which the
+//! the contexts (ingestion, aggregation, validation, universe) reach the outside world, and which the
 //! adapters (providers, the Parquet lake, SQLite/PostgreSQL, DuckDB) implement. It depends
 //! only on `marketpipe-domain` and performs no I/O itself.
 //!
@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod provider;
 pub mod query;
 pub mod telemetry;
+pub mod universe;
 
 pub use coverage::{CoverageCounts, CoveragePruned, CoverageQuery, CoverageRepository};
 pub use error::{BoxError, LakeError, ProviderError, PublishError, QueryError, RepositoryError};
@@ -43,6 +44,10 @@ pub use provider::{
 };
 pub use query::{Cell, QueryEngine, QueryResult};
 pub use telemetry::{MetricDef, MetricKind, Series, SeriesValue};
+pub use universe::{
+    Exclusion, MasterSnapshot, MasterUpdate, SkippedListing, SnapshotInfo, SymbolMasterRepository,
+    SymbolMasterSource, UniverseEntry, UniverseInfo, UniverseRepository, UniverseSnapshot,
+};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use coverage::MockCoverageRepository;
@@ -59,3 +64,5 @@ pub use metadata::{
 pub use provider::MockMarketDataProvider;
 #[cfg(any(test, feature = "mocks"))]
 pub use query::MockQueryEngine;
+#[cfg(any(test, feature = "mocks"))]
+pub use universe::{MockSymbolMasterRepository, MockSymbolMasterSource, MockUniverseRepository};

@@ -190,6 +190,13 @@ pub trait DailySummaryRepository: Send + Sync + fmt::Debug {
         symbol: Symbol,
         dates: DateRange,
     ) -> Result<Vec<DailySummary>, RepositoryError>;
+    /// Every symbol's last `sessions` summaries dated on or before `as_of`, by symbol and
+    /// date (fewer for a symbol with fewer sessions).
+    async fn latest_sessions(
+        &self,
+        as_of: chrono::NaiveDate,
+        sessions: usize,
+    ) -> Result<Vec<DailySummary>, RepositoryError>;
 }
 
 /// One measured value.

@@ -13,10 +13,11 @@ use marketpipe_ingestion::{
 use serde_json::json;
 
 use crate::cli::BackfillArgs;
+use crate::commands::Context;
 use crate::commands::ingest::{
     cancel_on_signals, hours, ingest_deps, ingest_error, ingest_options, provider_and_feed,
+    requested_symbols,
 };
-use crate::commands::{Context, symbols_from};
 use crate::config::ensure_writable_dir;
 use crate::error::{AppError, usage};
 use crate::progress::Progress;
@@ -31,7 +32,14 @@ pub(crate) async fn run(
     options
         .check()
         .map_err(|e| usage(anyhow::Error::new(e).context("--concurrency")))?;
-    let request = request_from_args(ctx, args)?;
+    let symbols = requested_symbols(
+        ctx,
+        args.symbols.as_deref(),
+        args.symbols_file.as_deref(),
+        args.universe.as_deref(),
+    )
+    .await?;
+    let request = request_from_args(ctx, args, symbols)?;
     ensure_writable_dir(&ctx.data_dir)?;
     let lake = Arc::new(wiring::lake(&ctx.data_dir, &ctx.config)?);
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
@@ -114,9 +122,12 @@ pub(crate) async fn run(
 
 /// The request of the flags: the provider and feed, the symbols, and the dates (given, or a
 /// lookback from today's New York date on the context's clock).
-fn request_from_args(ctx: &Context, args: &BackfillArgs) -> Result<BackfillRequest, AppError> {
+fn request_from_args(
+    ctx: &Context,
+    args: &BackfillArgs,
+    symbols: Vec<marketpipe_domain::Symbol>,
+) -> Result<BackfillRequest, AppError> {
     let (provider, feed) = provider_and_feed(ctx, args.provider.as_deref(), args.feed.as_deref())?;
-    let symbols = symbols_from(args.symbols.as_deref(), args.symbols_file.as_deref())?;
     let calendar = TradingCalendar::xnys();
     let dates = match (&args.start, &args.end, &args.lookback) {
         (Some(start), Some(end), None) => DateRange::parse(start, end).map_err(usage)?,

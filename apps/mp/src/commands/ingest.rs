@@ -37,7 +37,17 @@ pub(crate) async fn run(
         .map_err(|e| usage(anyhow::Error::new(e).context("--concurrency")))?;
     let request = match &args.resume {
         Some(id) => JobRequest::Resume(JobId::new(id).map_err(usage)?),
-        None => JobRequest::Run(spec_from_args(ctx, args)?),
+        None => JobRequest::Run(spec_from_args(
+            ctx,
+            args,
+            requested_symbols(
+                ctx,
+                args.symbols.as_deref(),
+                args.symbols_file.as_deref(),
+                args.universe.as_deref(),
+            )
+            .await?,
+        )?),
     };
     if let JobRequest::Resume(id) = &request
         && !wiring::database_path(&ctx.data_dir).exists()
@@ -235,10 +245,25 @@ pub(crate) fn hours(ctx: &Context, extended_flag: bool) -> SessionKind {
     }
 }
 
-fn spec_from_args(ctx: &Context, args: &IngestArgs) -> Result<JobSpec, AppError> {
+/// The symbols of `--symbols`/`--symbols-file`, or the members of `--universe`.
+pub(crate) async fn requested_symbols(
+    ctx: &Context,
+    list: Option<&str>,
+    file: Option<&std::path::Path>,
+    universe: Option<&str>,
+) -> Result<Vec<marketpipe_domain::Symbol>, AppError> {
+    match universe {
+        Some(which) => crate::commands::universe::universe_symbols(ctx, which).await,
+        None => crate::commands::symbols_from(list, file),
+    }
+}
+
+fn spec_from_args(
+    ctx: &Context,
+    args: &IngestArgs,
+    symbols: Vec<marketpipe_domain::Symbol>,
+) -> Result<JobSpec, AppError> {
     let (provider, feed) = provider_and_feed(ctx, args.provider.as_deref(), args.feed.as_deref())?;
-    let symbols =
-        crate::commands::symbols_from(args.symbols.as_deref(), args.symbols_file.as_deref())?;
     let (Some(start), Some(end)) = (&args.start, &args.end) else {
         return Err(usage(anyhow::anyhow!("--start and --end are required")));
     };

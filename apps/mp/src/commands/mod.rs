@@ -15,6 +15,8 @@ pub(crate) mod providers;
 pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod shell;
+pub(crate) mod symbols;
+pub(crate) mod universe;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};

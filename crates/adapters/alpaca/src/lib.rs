@@ -26,6 +26,8 @@
 //!   nearest share, ties away from zero, and counted). A symbol's bars may continue on the
 //!   next page; `"bars": null` is an empty page. Only bars inside the request's range and
 //!   session hours are kept (Alpaca sends 04:00–20:00 ET whatever was asked).
+//! - **Asset master**: [`AlpacaAssets`] lists `GET /v2/assets` of the Trading API as a
+//!   `SymbolMasterSource` for `mp symbols update --source alpaca` (see [`assets`]).
 //! - **Errors**: 401/403 → `Auth` naming the variables to set (a 403 about SIP data also
 //!   says that free plans may query SIP bars only when older than 15 minutes); 400/422 →
 //!   `BadRequest` with Alpaca's message; 404 → `NotFound`; 429 and 5xx are retried by the
@@ -44,7 +46,10 @@ use marketpipe_provider_kit::{
 };
 use url::Url;
 
+pub mod assets;
 mod wire;
+
+pub use assets::AlpacaAssets;
 
 /// The registry name.
 pub const NAME: &str = "alpaca";

@@ -50,7 +50,10 @@ use marketpipe_provider_kit::{
 };
 use url::Url;
 
+pub mod reference;
 mod wire;
+
+pub use reference::PolygonTickers;
 
 /// The registry name.
 pub const NAME: &str = "polygon";

@@ -3,7 +3,8 @@
 //! The SQLite adapter behind MarketPipe's metadata ports (docs/storage.md): [`SqliteStore`]
 //! implements `JobRepository`, `WorkItemRepository`, `PartitionManifest`,
 //! `DailySummaryRepository`, `MetricsRepository`, `ValidationReportRepository`,
-//! `CoverageRepository` and `MetadataRetention` of
+//! `CoverageRepository`, `MetadataRetention`, `SymbolMasterRepository` and
+//! `UniverseRepository` of
 //! `marketpipe-ports` with sqlx, on one database file in WAL mode with a busy timeout, so that
 //! several `mp` processes can share it.
 //! The schema lives in `migrations/sqlite/` and is embedded here; it is applied on
@@ -23,6 +24,7 @@ mod metrics;
 mod reports;
 mod retention;
 mod summaries;
+mod universe;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -1,13 +1,16 @@
 //! `DailySummaryRepository`: the `daily_summaries` table.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use marketpipe_domain::{DailySummary, DateRange, Price, Symbol};
 use marketpipe_ports::{DailySummaryRepository, RepositoryError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::SqliteStore;
-use crate::convert::{column, corrupt, count_from_i64, count_to_i64, date, map_sqlx, price};
+use crate::convert::{
+    column, corrupt, count_from_i64, count_to_i64, date, map_sqlx, price, symbol,
+};
 
 /// Summaries per multi-row `INSERT` (10 parameters each, far below SQLite's 32,766).
 const SUMMARIES_PER_INSERT: usize = 1000;
@@ -140,5 +143,35 @@ impl DailySummaryRepository for SqliteStore {
         .await
         .map_err(|e| map_sqlx(&format!("reading daily summaries of {symbol}"), e))?;
         rows.iter().map(|r| summary_from_row(symbol, r)).collect()
+    }
+
+    async fn latest_sessions(
+        &self,
+        as_of: NaiveDate,
+        sessions: usize,
+    ) -> Result<Vec<DailySummary>, RepositoryError> {
+        let sessions = i64::try_from(sessions).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT symbol, date, open, high, low, close, volume, vwap, bar_count, trade_count \
+             FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY date DESC) AS back \
+                   FROM daily_summaries WHERE date <= ?1) \
+             WHERE back <= ?2 ORDER BY symbol, date",
+        )
+        .bind(as_of.to_string())
+        .bind(sessions)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            map_sqlx(
+                &format!("reading the last {sessions} daily summaries to {as_of}"),
+                e,
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let symbol = symbol(&column::<String>(r, "symbol")?)?;
+                summary_from_row(symbol, r)
+            })
+            .collect()
     }
 }

@@ -17,6 +17,8 @@
 //! | Alpaca | `/v2/stocks/bars?symbols=A,B&timeframe=1Min&…` and `/v2/stocks/{symbol}/bars` | `base_url()` |
 //! | Polygon / Massive | `/v2/aggs/ticker/{T}/range/1/minute/{from}/{to}` | `base_url()` |
 //! | Finnhub | `/api/v1/stock/candle?symbol=&resolution=1&from=&to=` | `format!("{}/api/v1", base_url())` |
+//! | Alpaca (Trading API) | `/v2/assets?status=&asset_class=&exchange=` | `base_url()` |
+//! | Polygon / Massive | `/v3/reference/tickers?…` (paged by `next_url`) and `/v3/reference/tickers/{T}` | `base_url()` |
 //!
 //! Finnhub's documented base URL is `https://finnhub.io/api/v1`, so the simulator serves the
 //! candle path under `/api/v1` and a Finnhub client must be given `{base_url}/api/v1`.
@@ -99,6 +101,7 @@ mod bars;
 mod codec;
 mod finnhub;
 mod polygon;
+mod reference;
 mod server;
 
 use std::fmt;
@@ -109,6 +112,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use reference::SimSecurity;
 use server::{Core, WireFormat, accept_loop};
 
 /// The wire formats the simulator speaks, in routing order (the first that owns a path
@@ -118,6 +122,8 @@ fn wire_formats(config: &SimulatorConfig) -> Vec<Box<dyn WireFormat>> {
         Box::new(alpaca::Alpaca::new(config)),
         Box::new(polygon::Polygon::new(config)),
         Box::new(finnhub::Finnhub::new(config)),
+        Box::new(reference::AlpacaAssets::new(config)),
+        Box::new(reference::PolygonReference::new(config)),
     ]
 }
 
@@ -146,6 +152,9 @@ pub struct SimulatorConfig {
     /// `(symbol, session date)` pairs the providers have no bars for (a halt, a listing
     /// gap): every provider answers those sessions empty, as the real ones do.
     pub no_bars: Vec<(String, chrono::NaiveDate)>,
+    /// The securities the reference endpoints list (Alpaca `/v2/assets`, Polygon
+    /// `/v3/reference/tickers` and ticker details).
+    pub securities: Vec<SimSecurity>,
 }
 
 /// A fixed-window rate limit per key: at most `requests` accepted requests in `window`, the

@@ -1,0 +1,508 @@
+//! Building a universe from the master and the daily summaries, reading one back, comparing
+//! two, and writing one as CSV.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use marketpipe_domain::{DailySummary, SecurityRecord, Symbol};
+use marketpipe_ports::{Exclusion, UniverseEntry, UniverseSnapshot};
+
+use crate::error::UniverseError;
+use crate::filters::{AverageFilter, FilterSpec, SortKey};
+use crate::master::{UniverseDeps, list_symbols, merged_records};
+
+/// What the lake's daily summaries say of one symbol up to the as-of date.
+#[derive(Debug, Default)]
+struct SymbolStats {
+    /// The symbol's sessions with bars on or before the as-of date, oldest first.
+    sessions: Vec<DailySummary>,
+}
+
+impl SymbolStats {
+    fn last(&self) -> Option<&DailySummary> {
+        self.sessions.last()
+    }
+
+    /// The last `n` sessions, when there are that many.
+    fn tail(&self, n: usize) -> Option<&[DailySummary]> {
+        self.sessions
+            .len()
+            .checked_sub(n)
+            .map(|skip| &self.sessions[skip..])
+    }
+
+    fn price(&self) -> Option<f64> {
+        self.last().map(|s| s.close.to_f64())
+    }
+
+    /// Mean of VWAP × volume (a session without volume counts 0).
+    fn avg_dollar_volume(&self, n: usize) -> Option<f64> {
+        let tail = self.tail(n)?;
+        let total: f64 = tail
+            .iter()
+            .map(|s| s.vwap.map_or(0.0, |v| v.to_f64() * s.volume as f64))
+            .sum();
+        Some(total / n as f64)
+    }
+
+    fn avg_volume(&self, n: usize) -> Option<f64> {
+        let tail = self.tail(n)?;
+        let total: f64 = tail.iter().map(|s| s.volume as f64).sum();
+        Some(total / n as f64)
+    }
+}
+
+/// One candidate while the filters run.
+struct Candidate {
+    record: Option<SecurityRecord>,
+    entry: UniverseEntry,
+    forced: bool,
+}
+
+fn exclusion(filter: &str, reason: impl Into<String>) -> Option<Exclusion> {
+    Some(Exclusion {
+        filter: filter.to_owned(),
+        reason: reason.into(),
+    })
+}
+
+fn money(value: f64) -> String {
+    if value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+/// The first filter a candidate fails, or `None` when it passes them all.
+fn first_failure(
+    spec: &FilterSpec,
+    record: &SecurityRecord,
+    entry: &UniverseEntry,
+    stats: Option<&SymbolStats>,
+) -> Option<Exclusion> {
+    let symbol = record.symbol;
+    if !spec.exchanges.is_empty() && !spec.exchanges.contains(&record.exchange) {
+        return exclusion("exchanges", format!("listed on {}", record.exchange));
+    }
+    if !spec.asset_types.is_empty() && !spec.asset_types.contains(&record.asset_type) {
+        return exclusion("asset_types", format!("a {}", record.asset_type));
+    }
+    if spec.exclude_test_issues && record.test_issue {
+        return exclusion("exclude_test_issues", "a test issue");
+    }
+    if let Some(status) = record.financial_status {
+        if !spec.financial_status.is_empty() && !spec.financial_status.contains(&status) {
+            return exclusion("financial_status", format!("financial status {status}"));
+        }
+    }
+    if let Some(pattern) = &spec.symbol_pattern {
+        if !pattern.is_match(symbol.as_str()) {
+            return exclusion(
+                "symbol_pattern",
+                format!("{symbol} does not match {pattern}"),
+            );
+        }
+    }
+    let no_bars = || format!("no bars in the lake on or before the as-of date for {symbol}");
+    if let Some(bounds) = &spec.price {
+        match entry.price {
+            None => return exclusion("price", no_bars()),
+            Some(price) if !bounds.contains(price) => {
+                return exclusion(
+                    "price",
+                    format!("close {} is outside {bounds}", money(price)),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let averages: [(&str, Option<&AverageFilter>, Option<f64>); 2] = [
+        (
+            "avg_dollar_volume",
+            spec.avg_dollar_volume.as_ref(),
+            entry.avg_dollar_volume,
+        ),
+        ("avg_volume", spec.avg_volume.as_ref(), entry.avg_volume),
+    ];
+    for (filter, wanted, value) in averages {
+        let Some(wanted) = wanted else { continue };
+        match value {
+            None => {
+                let have = stats.map_or(0, |s| s.sessions.len());
+                return exclusion(
+                    filter,
+                    format!(
+                        "needs {} sessions of bars, the lake has {have} on or before the as-of date",
+                        wanted.sessions
+                    ),
+                );
+            }
+            Some(v) if !wanted.bounds().contains(v) => {
+                return exclusion(
+                    filter,
+                    format!(
+                        "mean {} over {} sessions is outside {}",
+                        money(v),
+                        wanted.sessions,
+                        wanted.bounds()
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(bounds) = &spec.market_cap {
+        match record.market_cap {
+            None => {
+                return exclusion(
+                    "market_cap",
+                    "no market cap in the symbol master (load a source that has it: polygon)",
+                );
+            }
+            Some(cap) if !bounds.contains(cap) => {
+                return exclusion(
+                    "market_cap",
+                    format!("market cap {} is outside {bounds}", money(cap)),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(sectors) = &spec.sectors {
+        if !sectors.include.is_empty() || !sectors.exclude.is_empty() {
+            let Some(sector) = record.sector() else {
+                return exclusion(
+                    "sectors",
+                    "no sector in the symbol master (load a source that has it: polygon)",
+                );
+            };
+            if !sectors.include.is_empty() && !sectors.include.iter().any(|s| s == sector) {
+                return exclusion("sectors", format!("sector {sector} is not included"));
+            }
+            if sectors.exclude.iter().any(|s| s == sector) {
+                return exclusion("sectors", format!("sector {sector} is excluded"));
+            }
+        }
+    }
+    None
+}
+
+fn sort_value(key: SortKey, entry: &UniverseEntry) -> Option<f64> {
+    match key {
+        SortKey::AvgDollarVolume => entry.avg_dollar_volume,
+        SortKey::AvgVolume => entry.avg_volume,
+        SortKey::Price => entry.price,
+        SortKey::MarketCap => entry.market_cap,
+        SortKey::Symbol => Some(0.0),
+    }
+}
+
+/// Descending by the key, then by symbol; a candidate without the key last.
+fn rank_order(key: SortKey, a: &UniverseEntry, b: &UniverseEntry) -> Ordering {
+    let by_value = match (sort_value(key, a), sort_value(key, b)) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    by_value.then_with(|| a.symbol.cmp(&b.symbol))
+}
+
+/// Builds the universe of `as_of` (default: today's New York date) from the master rows
+/// valid then and the sessions up to then, stores it (replacing one of the same date) and
+/// returns it. `filters` is the file's text, kept with the universe; `name` overrides its
+/// name.
+pub async fn build_universe(
+    deps: &UniverseDeps,
+    spec: &FilterSpec,
+    filters: &str,
+    as_of: Option<NaiveDate>,
+    name: Option<String>,
+) -> Result<UniverseSnapshot, UniverseError> {
+    let as_of = as_of.unwrap_or_else(|| deps.today());
+    let rows = list_symbols(deps, as_of, &[]).await?;
+    let records = merged_records(&rows);
+    let sessions = spec.sessions_needed();
+    let mut stats: HashMap<Symbol, SymbolStats> = HashMap::new();
+    for summary in deps.summaries.latest_sessions(as_of, sessions).await? {
+        stats
+            .entry(summary.symbol)
+            .or_default()
+            .sessions
+            .push(summary);
+    }
+    for s in stats.values_mut() {
+        s.sessions.sort_by_key(|d| d.date);
+    }
+    let mut candidates: BTreeMap<Symbol, Candidate> = BTreeMap::new();
+    for record in records {
+        candidates.insert(
+            record.symbol,
+            Candidate {
+                entry: entry_of(
+                    Some(&record),
+                    record.symbol,
+                    stats.get(&record.symbol),
+                    spec,
+                ),
+                record: Some(record),
+                forced: false,
+            },
+        );
+    }
+    for symbol in &spec.include {
+        candidates
+            .entry(*symbol)
+            .or_insert_with(|| Candidate {
+                record: None,
+                entry: entry_of(None, *symbol, stats.get(symbol), spec),
+                forced: false,
+            })
+            .forced = true;
+    }
+    for candidate in candidates.values_mut() {
+        let symbol = candidate.entry.symbol;
+        candidate.entry.excluded = if spec.exclude.contains(&symbol) {
+            exclusion("exclude", "listed under exclude")
+        } else if candidate.forced {
+            None
+        } else if let Some(record) = &candidate.record {
+            first_failure(spec, record, &candidate.entry, stats.get(&symbol))
+        } else {
+            exclusion("master", "not in the symbol master on the as-of date")
+        };
+        if candidate.entry.excluded.is_none()
+            && !candidate.forced
+            && sort_value(spec.sort_by, &candidate.entry).is_none()
+        {
+            candidate.entry.excluded = exclusion(
+                "sort_by",
+                format!(
+                    "no {} to rank by (no bars in the lake for enough sessions)",
+                    spec.sort_by.as_str()
+                ),
+            );
+        }
+    }
+    let (mut passed, mut excluded): (Vec<Candidate>, Vec<Candidate>) = candidates
+        .into_values()
+        .partition(|c| c.entry.excluded.is_none());
+    passed.sort_by(|a, b| {
+        b.forced
+            .cmp(&a.forced)
+            .then_with(|| rank_order(spec.sort_by, &a.entry, &b.entry))
+    });
+    let limit = spec.max_symbols.unwrap_or(usize::MAX);
+    let forced = passed.iter().filter(|c| c.forced).count();
+    let mut members: Vec<UniverseEntry> = Vec::new();
+    for (index, mut candidate) in passed.into_iter().enumerate() {
+        if index >= limit.max(forced) {
+            candidate.entry.excluded = exclusion(
+                "max_symbols",
+                format!(
+                    "ranked {} by {}, below the top {limit}",
+                    index + 1,
+                    spec.sort_by.as_str()
+                ),
+            );
+            excluded.push(candidate);
+        } else {
+            members.push(candidate.entry);
+        }
+    }
+    // Members by rank (the order of the sort key, forced-in ones included in it).
+    members.sort_by(|a, b| rank_order(spec.sort_by, a, b));
+    for (rank, member) in members.iter_mut().enumerate() {
+        member.rank = Some(u32::try_from(rank + 1).unwrap_or(u32::MAX));
+    }
+    excluded.sort_by_key(|c| c.entry.symbol);
+    let mut entries = members;
+    entries.extend(excluded.into_iter().map(|c| c.entry));
+    let universe = UniverseSnapshot {
+        as_of,
+        name: name.unwrap_or_else(|| spec.name.clone()),
+        filters: filters.to_owned(),
+        built_at: deps.clock.now(),
+        entries,
+    };
+    deps.universes.save(&universe).await?;
+    Ok(universe)
+}
+
+fn entry_of(
+    record: Option<&SecurityRecord>,
+    symbol: Symbol,
+    stats: Option<&SymbolStats>,
+    spec: &FilterSpec,
+) -> UniverseEntry {
+    let adv_sessions = spec
+        .avg_dollar_volume
+        .map_or(crate::filters::DEFAULT_SESSIONS, |a| a.sessions);
+    let vol_sessions = spec
+        .avg_volume
+        .map_or(crate::filters::DEFAULT_SESSIONS, |a| a.sessions);
+    UniverseEntry {
+        symbol,
+        name: record.map(|r| r.name.clone()),
+        exchange: record.map(|r| r.exchange),
+        asset_type: record.map(|r| r.asset_type),
+        price: stats.and_then(SymbolStats::price),
+        avg_dollar_volume: stats.and_then(|s| s.avg_dollar_volume(adv_sessions)),
+        avg_volume: stats.and_then(|s| s.avg_volume(vol_sessions)),
+        market_cap: record.and_then(|r| r.market_cap),
+        sector: record.and_then(|r| r.sector().map(str::to_owned)),
+        rank: None,
+        excluded: None,
+    }
+}
+
+/// Which stored universe: one date's, or the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniverseSelector {
+    /// The universe of this as-of date.
+    Date(NaiveDate),
+    /// The one with the latest as-of date.
+    Latest,
+}
+
+impl UniverseSelector {
+    /// `latest` or a `YYYY-MM-DD` date; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("latest") {
+            return Some(Self::Latest);
+        }
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .map(Self::Date)
+    }
+}
+
+/// A stored universe.
+pub async fn universe_of(
+    deps: &UniverseDeps,
+    selector: UniverseSelector,
+) -> Result<UniverseSnapshot, UniverseError> {
+    let as_of = match selector {
+        UniverseSelector::Date(date) => date,
+        UniverseSelector::Latest => deps
+            .universes
+            .list()
+            .await?
+            .into_iter()
+            .map(|u| u.as_of)
+            .max()
+            .ok_or(UniverseError::NoUniverse)?,
+    };
+    deps.universes
+        .get(as_of)
+        .await?
+        .ok_or(UniverseError::UnknownUniverse(as_of))
+}
+
+/// What changed from one universe to another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniverseDiff {
+    /// The earlier universe's date.
+    pub from: NaiveDate,
+    /// The later universe's date.
+    pub to: NaiveDate,
+    /// Members of `to` that were not members of `from`, with their rank in `to`.
+    pub added: Vec<(Symbol, Option<u32>)>,
+    /// Members of `from` that are not members of `to`, with why `to` left them out.
+    pub removed: Vec<(Symbol, Exclusion)>,
+    /// Members of both.
+    pub kept: usize,
+}
+
+/// Compares two stored universes.
+pub async fn diff_universes(
+    deps: &UniverseDeps,
+    from: UniverseSelector,
+    to: UniverseSelector,
+) -> Result<UniverseDiff, UniverseError> {
+    let a = universe_of(deps, from).await?;
+    let b = universe_of(deps, to).await?;
+    let in_a: HashMap<Symbol, &UniverseEntry> = a.members().map(|e| (e.symbol, e)).collect();
+    let in_b: HashMap<Symbol, &UniverseEntry> = b.entries.iter().map(|e| (e.symbol, e)).collect();
+    let mut added: Vec<(Symbol, Option<u32>)> = b
+        .members()
+        .filter(|e| !in_a.contains_key(&e.symbol))
+        .map(|e| (e.symbol, e.rank))
+        .collect();
+    added.sort_by_key(|(s, _)| *s);
+    let mut removed: Vec<(Symbol, Exclusion)> = Vec::new();
+    let mut kept = 0;
+    for symbol in in_a.keys() {
+        match in_b.get(symbol) {
+            Some(entry) if entry.rank.is_some() => kept += 1,
+            Some(entry) => removed.push((
+                *symbol,
+                entry.excluded.clone().unwrap_or(Exclusion {
+                    filter: "unknown".into(),
+                    reason: "not a member".into(),
+                }),
+            )),
+            None => removed.push((
+                *symbol,
+                Exclusion {
+                    filter: "master".into(),
+                    reason: format!("not in the symbol master on {}", b.as_of),
+                },
+            )),
+        }
+    }
+    removed.sort_by_key(|(s, _)| *s);
+    Ok(UniverseDiff {
+        from: a.as_of,
+        to: b.as_of,
+        added,
+        removed,
+        kept,
+    })
+}
+
+/// The header of the universe CSV file.
+pub const UNIVERSE_CSV_HEADER: &str =
+    "symbol,name,exchange,asset_type,price,avg_dollar_volume,avg_volume,market_cap,sector,rank";
+
+fn csv_text(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn csv_number(value: Option<f64>) -> String {
+    value.map(|v| format!("{v}")).unwrap_or_default()
+}
+
+/// The members of `universe` as CSV (header [`UNIVERSE_CSV_HEADER`], one row per member by
+/// rank; unknown values empty).
+pub fn universe_csv(universe: &UniverseSnapshot) -> String {
+    let mut out = String::from(UNIVERSE_CSV_HEADER);
+    out.push('\n');
+    for e in universe.members() {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{}",
+            e.symbol,
+            csv_text(e.name.as_deref().unwrap_or("")),
+            e.exchange.map(|x| x.as_str()).unwrap_or(""),
+            e.asset_type.map(|x| x.as_str()).unwrap_or(""),
+            csv_number(e.price),
+            csv_number(e.avg_dollar_volume),
+            csv_number(e.avg_volume),
+            csv_number(e.market_cap),
+            csv_text(e.sector.as_deref().unwrap_or("")),
+            e.rank.map(|r| r.to_string()).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
