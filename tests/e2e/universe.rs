@@ -1,7 +1,7 @@
 //! The symbol master and universes through the binary: Nasdaq Trader directory files loaded
 //! as dated snapshots (a rename, a delisting), `symbols list --as-of` on each side of them,
 //! universes over a fake lake checked against an independent DuckDB query over the same 1m
-//! files (tests/interop/universe_oracle.py), `ingest --universe`, and the bad inputs that
+//! files (`tests/interop/universe_oracle.py`), `ingest --universe`, and the bad inputs that
 //! must exit 2 and change nothing.
 
 use std::collections::BTreeSet;
@@ -136,6 +136,7 @@ fn load_master(root: &Path) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one history, read back on each side of its changes
 fn snapshots_give_each_date_its_own_securities_and_bad_input_changes_nothing() {
     let dir = TempDir::new().unwrap();
     let root = dir.path();
@@ -359,6 +360,7 @@ fn build(root: &Path, name: &str, filters: &str, as_of: &str) -> Value {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one lake, each filter in turn, then the oracle
 fn universes_select_what_an_independent_duckdb_query_selects_and_feed_the_ingest() {
     let dir = TempDir::new().unwrap();
     let root = dir.path();
@@ -634,6 +636,7 @@ fn reference_securities() -> Vec<marketpipe_testkit::simulator::SimSecurity> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // two sources loaded, merged, then one universe over them
 async fn alpaca_and_polygon_masters_over_the_simulator_feed_a_market_cap_universe() {
     use crate::providers::{POLYGON_KEY, assert_ok, config, run};
     use marketpipe_testkit::simulator::{Simulator, SimulatorConfig};

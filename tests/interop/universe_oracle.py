@@ -31,7 +31,7 @@ con.execute(f"""
 CREATE TABLE days AS
 SELECT symbol, CAST(ts AS DATE) AS d, arg_max(close, ts) AS close,
        sum(vwap * volume) AS dollar_volume, sum(volume) AS volume
-FROM read_parquet('{glob}', hive_partitioning = false)
+FROM read_parquet('{glob}', hive_partitioning = true)
 WHERE CAST(ts AS DATE) <= DATE '{as_of}'
 GROUP BY symbol, d
 """)

@@ -261,8 +261,8 @@ pub(crate) enum SymbolsCommand {
         #[arg(long, value_enum)]
         source: SymbolSourceName,
         /// nasdaq-trader: where the files are, a directory or an http(s) base URL. Default:
-        /// https://www.nasdaqtrader.com/dynamic/SymDir/. (Alpaca and Polygon use their
-        /// providers' base URLs and credentials.)
+        /// Nasdaq's public mirror, www.nasdaqtrader.com/dynamic/SymDir/ over HTTPS. (Alpaca
+        /// and Polygon use their providers' base URLs and credentials.)
         #[arg(long, value_name = "DIR_OR_URL")]
         from: Option<String>,
         /// polygon: also ask each ticker's details for its market cap and SIC code (one

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
-use marketpipe_domain::{DailySummary, SecurityRecord, Symbol};
+use marketpipe_domain::{AssetType, DailySummary, Exchange, SecurityRecord, Symbol};
 use marketpipe_ports::{Exclusion, UniverseEntry, UniverseSnapshot};
 
 use crate::error::UniverseError;
@@ -42,16 +42,23 @@ impl SymbolStats {
         let tail = self.tail(n)?;
         let total: f64 = tail
             .iter()
-            .map(|s| s.vwap.map_or(0.0, |v| v.to_f64() * s.volume as f64))
+            .map(|s| s.vwap.map_or(0.0, |v| v.to_f64() * count(s.volume)))
             .sum();
-        Some(total / n as f64)
+        Some(total / count(n as u64))
     }
 
     fn avg_volume(&self, n: usize) -> Option<f64> {
         let tail = self.tail(n)?;
-        let total: f64 = tail.iter().map(|s| s.volume as f64).sum();
-        Some(total / n as f64)
+        let total: f64 = tail.iter().map(|s| count(s.volume)).sum();
+        Some(total / count(n as u64))
     }
+}
+
+/// A share or session count as a float: exact below 2^53, which a session's volume is far
+/// from.
+#[allow(clippy::cast_precision_loss)]
+const fn count(n: u64) -> f64 {
+    n as f64
 }
 
 /// One candidate while the filters run.
@@ -61,6 +68,8 @@ struct Candidate {
     forced: bool,
 }
 
+// The shorthand of every failing filter's `Some(Exclusion)`.
+#[allow(clippy::unnecessary_wraps)]
 fn exclusion(filter: &str, reason: impl Into<String>) -> Option<Exclusion> {
     Some(Exclusion {
         filter: filter.to_owned(),
@@ -83,6 +92,13 @@ fn first_failure(
     entry: &UniverseEntry,
     stats: Option<&SymbolStats>,
 ) -> Option<Exclusion> {
+    listing_failure(spec, record)
+        .or_else(|| lake_failure(spec, record.symbol, entry, stats))
+        .or_else(|| master_data_failure(spec, record))
+}
+
+/// The filters on what the master says of the listing.
+fn listing_failure(spec: &FilterSpec, record: &SecurityRecord) -> Option<Exclusion> {
     let symbol = record.symbol;
     if !spec.exchanges.is_empty() && !spec.exchanges.contains(&record.exchange) {
         return exclusion("exchanges", format!("listed on {}", record.exchange));
@@ -93,23 +109,38 @@ fn first_failure(
     if spec.exclude_test_issues && record.test_issue {
         return exclusion("exclude_test_issues", "a test issue");
     }
-    if let Some(status) = record.financial_status {
-        if !spec.financial_status.is_empty() && !spec.financial_status.contains(&status) {
-            return exclusion("financial_status", format!("financial status {status}"));
-        }
+    if let Some(status) = record.financial_status
+        && !spec.financial_status.is_empty()
+        && !spec.financial_status.contains(&status)
+    {
+        return exclusion("financial_status", format!("financial status {status}"));
     }
-    if let Some(pattern) = &spec.symbol_pattern {
-        if !pattern.is_match(symbol.as_str()) {
-            return exclusion(
-                "symbol_pattern",
-                format!("{symbol} does not match {pattern}"),
-            );
-        }
+    if let Some(pattern) = &spec.symbol_pattern
+        && !pattern.is_match(symbol.as_str())
+    {
+        return exclusion(
+            "symbol_pattern",
+            format!("{symbol} does not match {pattern}"),
+        );
     }
-    let no_bars = || format!("no bars in the lake on or before the as-of date for {symbol}");
+    None
+}
+
+/// The filters on the sessions in the lake.
+fn lake_failure(
+    spec: &FilterSpec,
+    symbol: Symbol,
+    entry: &UniverseEntry,
+    stats: Option<&SymbolStats>,
+) -> Option<Exclusion> {
     if let Some(bounds) = &spec.price {
         match entry.price {
-            None => return exclusion("price", no_bars()),
+            None => {
+                return exclusion(
+                    "price",
+                    format!("no bars in the lake on or before the as-of date for {symbol}"),
+                );
+            }
             Some(price) if !bounds.contains(price) => {
                 return exclusion(
                     "price",
@@ -154,6 +185,11 @@ fn first_failure(
             Some(_) => {}
         }
     }
+    None
+}
+
+/// The filters on figures only some sources of the master have.
+fn master_data_failure(spec: &FilterSpec, record: &SecurityRecord) -> Option<Exclusion> {
     if let Some(bounds) = &spec.market_cap {
         match record.market_cap {
             None => {
@@ -171,20 +207,20 @@ fn first_failure(
             Some(_) => {}
         }
     }
-    if let Some(sectors) = &spec.sectors {
-        if !sectors.include.is_empty() || !sectors.exclude.is_empty() {
-            let Some(sector) = record.sector() else {
-                return exclusion(
-                    "sectors",
-                    "no sector in the symbol master (load a source that has it: polygon)",
-                );
-            };
-            if !sectors.include.is_empty() && !sectors.include.iter().any(|s| s == sector) {
-                return exclusion("sectors", format!("sector {sector} is not included"));
-            }
-            if sectors.exclude.iter().any(|s| s == sector) {
-                return exclusion("sectors", format!("sector {sector} is excluded"));
-            }
+    if let Some(sectors) = &spec.sectors
+        && (!sectors.include.is_empty() || !sectors.exclude.is_empty())
+    {
+        let Some(sector) = record.sector() else {
+            return exclusion(
+                "sectors",
+                "no sector in the symbol master (load a source that has it: polygon)",
+            );
+        };
+        if !sectors.include.is_empty() && !sectors.include.iter().any(|s| s == sector) {
+            return exclusion("sectors", format!("sector {sector} is not included"));
+        }
+        if sectors.exclude.iter().any(|s| s == sector) {
+            return exclusion("sectors", format!("sector {sector} is excluded"));
         }
     }
     None
@@ -237,6 +273,26 @@ pub async fn build_universe(
     for s in stats.values_mut() {
         s.sessions.sort_by_key(|d| d.date);
     }
+    let candidates = judge(spec, records, &stats);
+    let entries = rank(spec, candidates);
+    let universe = UniverseSnapshot {
+        as_of,
+        name: name.unwrap_or_else(|| spec.name.clone()),
+        filters: filters.to_owned(),
+        built_at: deps.clock.now(),
+        entries,
+    };
+    deps.universes.save(&universe).await?;
+    Ok(universe)
+}
+
+/// Every candidate (the master's securities and the included symbols) with its figures and
+/// the filter it fails, if any.
+fn judge(
+    spec: &FilterSpec,
+    records: Vec<SecurityRecord>,
+    stats: &HashMap<Symbol, SymbolStats>,
+) -> Vec<Candidate> {
     let mut candidates: BTreeMap<Symbol, Candidate> = BTreeMap::new();
     for record in records {
         candidates.insert(
@@ -287,8 +343,13 @@ pub async fn build_universe(
             );
         }
     }
+    candidates.into_values().collect()
+}
+
+/// Members by rank, then the excluded candidates by symbol.
+fn rank(spec: &FilterSpec, candidates: Vec<Candidate>) -> Vec<UniverseEntry> {
     let (mut passed, mut excluded): (Vec<Candidate>, Vec<Candidate>) = candidates
-        .into_values()
+        .into_iter()
         .partition(|c| c.entry.excluded.is_none());
     passed.sort_by(|a, b| {
         b.forced
@@ -321,15 +382,7 @@ pub async fn build_universe(
     excluded.sort_by_key(|c| c.entry.symbol);
     let mut entries = members;
     entries.extend(excluded.into_iter().map(|c| c.entry));
-    let universe = UniverseSnapshot {
-        as_of,
-        name: name.unwrap_or_else(|| spec.name.clone()),
-        filters: filters.to_owned(),
-        built_at: deps.clock.now(),
-        entries,
-    };
-    deps.universes.save(&universe).await?;
-    Ok(universe)
+    entries
 }
 
 fn entry_of(
@@ -491,8 +544,8 @@ pub fn universe_csv(universe: &UniverseSnapshot) -> String {
             "{},{},{},{},{},{},{},{},{},{}",
             e.symbol,
             csv_text(e.name.as_deref().unwrap_or("")),
-            e.exchange.map(|x| x.as_str()).unwrap_or(""),
-            e.asset_type.map(|x| x.as_str()).unwrap_or(""),
+            e.exchange.map_or("", Exchange::as_str),
+            e.asset_type.map_or("", AssetType::as_str),
             csv_number(e.price),
             csv_number(e.avg_dollar_volume),
             csv_number(e.avg_volume),

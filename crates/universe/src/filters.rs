@@ -88,13 +88,13 @@ impl Bounds {
                 });
             }
         }
-        if let (Some(min), Some(max)) = (self.min, self.max) {
-            if min > max {
-                return Err(FilterError::Invalid {
-                    filter,
-                    reason: format!("min {min} is above max {max}"),
-                });
-            }
+        if let (Some(min), Some(max)) = (self.min, self.max)
+            && min > max
+        {
+            return Err(FilterError::Invalid {
+                filter,
+                reason: format!("min {min} is above max {max}"),
+            });
         }
         if self.min.is_none() && self.max.is_none() {
             return Err(FilterError::Invalid {

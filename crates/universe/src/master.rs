@@ -125,7 +125,7 @@ pub async fn update_symbols(
         dry_run,
     };
     let mut open = Vec::new();
-    for (symbol, record) in listed.iter() {
+    for (symbol, record) in &listed {
         match current.get(symbol) {
             None => {
                 report.added.push(*symbol);

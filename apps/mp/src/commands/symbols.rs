@@ -1,11 +1,14 @@
 //! `mp symbols update|list|show`: the symbol master.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use marketpipe_alpaca::AlpacaAssets;
-use marketpipe_domain::{Exchange, MasterRow, SecuritySymbol, Symbol, SymbolConvention};
+use marketpipe_domain::{
+    Exchange, FinancialStatus, MasterRow, SecuritySymbol, Symbol, SymbolConvention,
+};
 use marketpipe_nasdaq_trader::{DEFAULT_BASE_URL, NasdaqTraderSource};
 use marketpipe_polygon::PolygonTickers;
 use marketpipe_ports::SymbolMasterSource;
@@ -85,6 +88,7 @@ fn source(
 }
 
 /// `mp symbols update --source S [--from DIR_OR_URL] [--as-of DATE] [--dry-run] [--json]`.
+#[allow(clippy::too_many_arguments)] // one per flag of the command
 pub(crate) async fn update(
     ctx: &Context,
     name: SymbolSourceName,
@@ -119,7 +123,7 @@ fn symbol_list(symbols: &[Symbol]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if symbols.len() > SHOWN {
-        text.push_str(&format!(", … ({} more)", symbols.len() - SHOWN));
+        let _ = write!(text, ", … ({} more)", symbols.len() - SHOWN);
     }
     text
 }
@@ -189,7 +193,7 @@ fn row_json(row: &MasterRow) -> serde_json::Value {
         "source": row.source,
         "vendor_symbol": r.vendor_symbol,
         "test_issue": r.test_issue,
-        "financial_status": r.financial_status.map(|s| s.as_str()),
+        "financial_status": r.financial_status.map(FinancialStatus::as_str),
         "round_lot": r.round_lot,
         "market_cap": r.market_cap,
         "sic_code": r.sic_code,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use marketpipe_domain::Symbol;
+use marketpipe_domain::{AssetType, Exchange, Symbol};
 use marketpipe_ports::{UniverseEntry, UniverseSnapshot};
 use marketpipe_universe::{
     FilterSpec, UniverseDiff, UniverseSelector, build_universe, diff_universes, universe_csv,
@@ -96,8 +96,8 @@ fn entry_json(e: &UniverseEntry) -> serde_json::Value {
     json!({
         "symbol": e.symbol.as_str(),
         "name": e.name,
-        "exchange": e.exchange.map(|x| x.as_str()),
-        "asset_type": e.asset_type.map(|x| x.as_str()),
+        "exchange": e.exchange.map(Exchange::as_str),
+        "asset_type": e.asset_type.map(AssetType::as_str),
         "price": e.price,
         "avg_dollar_volume": e.avg_dollar_volume,
         "avg_volume": e.avg_volume,

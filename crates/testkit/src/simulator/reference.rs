@@ -339,7 +339,7 @@ impl PolygonReference {
             }
         };
         if get("market").is_some_and(|m| m != "stocks") {
-            return page(core, Vec::new(), None);
+            return page(core, &[], None);
         }
         let active = get("active") != Some("false");
         let selected: Vec<&SimSecurity> = self
@@ -376,11 +376,11 @@ impl PolygonReference {
                 base64_encode(text.as_bytes(), URL_ALPHABET, false)
             )
         });
-        page(core, chunk, next)
+        page(core, &chunk, next)
     }
 }
 
-fn page(core: &Core, results: Vec<Value>, next_url: Option<String>) -> Reply {
+fn page(core: &Core, results: &[Value], next_url: Option<String>) -> Reply {
     let count = results.len();
     let mut body = json!({
         "results": results,

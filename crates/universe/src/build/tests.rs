@@ -178,7 +178,7 @@ struct ListSource(Vec<SecurityRecord>);
 
 #[async_trait]
 impl SymbolMasterSource for ListSource {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "nasdaq-trader"
     }
     async fn list_securities(
