@@ -60,9 +60,19 @@ members=$(($(wc -l <"$data/universe/universe-2024-12-31.csv") - 1))
 median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
 echo "universe build: median $median s over 5 runs, $members members"
 if "$python" -c 'import duckdb' 2>/dev/null; then
-  cases='[{"name":"bench","price_min":5,"adv_min":1000000,"adv_sessions":20,"vol_min":10000,"vol_sessions":20,"top":500}]'
+  cases='[{"name":"bench","price_min":5,"adv_min":1000000,"adv_sessions":20,"vol_min":10000,"vol_sessions":20,"top":500},
+          {"name":"top100","price_min":5,"adv_min":1000000,"adv_sessions":20,"vol_min":10000,"vol_sessions":20,"top":100}]'
   timed "DuckDB: the same selection over the 1m files" "$python" tests/interop/universe_oracle.py "$data/lake" 2024-12-31 "$cases"
   duck=$(cat "$work/last")
+  cp "$work/out" "$work/duckdb.json"
+  # The same members, or the figure means nothing: the top 500 and, a real cut, the top 100.
+  members_of() { tail -n +2 "$data/universe/universe-2024-12-31.csv" | cut -d, -f1 | sort | tr '\n' ' '; }
+  duckdb_of() { "$python" -c 'import json,sys; print(" ".join(sorted(json.load(open(sys.argv[1]))[sys.argv[2]])) + " ")' "$work/duckdb.json" "$1"; }
+  [ "$(members_of)" = "$(duckdb_of bench)" ] || { echo "mp and DuckDB selected different members" >&2; exit 1; }
+  sed -i 's/^max_symbols: 500$/max_symbols: 100/' "$work/filters.yml"
+  "$mp" -q --data-dir "$data" universe build --filters "$work/filters.yml" --as-of 2024-12-31 >/dev/null
+  [ "$(members_of)" = "$(duckdb_of top100)" ] || { echo "mp and DuckDB selected different top 100" >&2; exit 1; }
+  echo "DuckDB selects the same $members members, and the same top 100"
   awk -v m="$median" -v d="$duck" 'BEGIN { printf "ratio mp universe build / DuckDB query: %.3f\n", m / d }'
 else
   echo "(Python's duckdb missing: the DuckDB comparison is skipped; set PYTHON)"
