@@ -536,7 +536,7 @@ async fn migrate_is_idempotent() {
             .fetch_all(&raw_pool(&path).await)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
@@ -557,6 +557,10 @@ async fn migrate_reports_the_versions_it_applies() {
         "DROP TABLE daily_summaries",
         "DROP TABLE metrics",
         "DROP TABLE coverage",
+        "DROP TABLE universe_entries",
+        "DROP TABLE universes",
+        "DROP TABLE symbol_snapshots",
+        "DROP TABLE symbol_master",
         "DELETE FROM _sqlx_migrations",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(table))
@@ -564,7 +568,7 @@ async fn migrate_reports_the_versions_it_applies() {
             .await
             .unwrap();
     }
-    assert_eq!(store.migrate().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(store.migrate().await.unwrap(), [1, 2, 3, 4, 5]);
     assert!(JobRepository::list(&store, 5).await.unwrap().is_empty());
 }
 
