@@ -504,6 +504,32 @@ fn universes_select_what_an_independent_duckdb_query_selects_and_feed_the_ingest
         april, built[4].1,
         "ingest --universe takes exactly the members"
     );
+    let plan = json(
+        root,
+        &[
+            "backfill",
+            "--universe",
+            "latest",
+            "--provider",
+            "fake",
+            "--start",
+            "2024-04-08",
+            "--end",
+            "2024-04-09",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let planned: BTreeSet<String> = plan["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        planned, built[4].1,
+        "backfill --universe plans exactly the members: {plan:#}"
+    );
 
     // A diff from the top-5 universe of another day names why each left.
     build(root, "top", &cases[3].1, "2024-03-27");
@@ -640,13 +666,55 @@ fn reference_securities() -> Vec<marketpipe_testkit::simulator::SimSecurity> {
 async fn alpaca_and_polygon_masters_over_the_simulator_feed_a_market_cap_universe() {
     use crate::providers::{POLYGON_KEY, assert_ok, config, run};
     use marketpipe_testkit::simulator::{Simulator, SimulatorConfig};
+    let dir = TempDir::new().unwrap();
+    let files = dir.path().join("served");
+    directory(
+        &files,
+        "0301202418:00",
+        "Meta Platforms, Inc. - Class A Common Stock",
+        true,
+    );
+    let read = |name: &str| std::fs::read_to_string(files.join(name)).unwrap();
     let sim = Simulator::start(SimulatorConfig {
         securities: reference_securities(),
+        symbol_directory: Some((read("nasdaqlisted.txt"), read("otherlisted.txt"))),
         ..config()
     })
     .await
     .unwrap();
-    let dir = TempDir::new().unwrap();
+    // The Nasdaq Trader files from an HTTP base URL (the trailing slash is added).
+    let symdir = format!("{}/dynamic/SymDir", sim.base_url());
+    let out = run(
+        dir.path(),
+        &sim,
+        &[
+            "symbols",
+            "update",
+            "--source",
+            "nasdaq-trader",
+            "--from",
+            &symdir,
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    let report: Value = serde_json::from_str(&assert_ok(&out, "nasdaq-trader over HTTP")).unwrap();
+    assert_eq!(report["as_of"], "2024-03-01");
+    assert_eq!(report["securities"], 18, "{report:#}");
+    let fetched: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/dynamic/SymDir/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        fetched,
+        [
+            "/dynamic/SymDir/nasdaqlisted.txt",
+            "/dynamic/SymDir/otherlisted.txt"
+        ]
+    );
     let key = [
         ("POLYGON_API_KEY", POLYGON_KEY),
         ("MP_PROVIDERS_POLYGON_RATE_LIMIT_PER_MINUTE", "600000"),
@@ -707,8 +775,8 @@ async fn alpaca_and_polygon_masters_over_the_simulator_feed_a_market_cap_univers
     let history: Value = serde_json::from_str(&assert_ok(&out, "show")).unwrap();
     let rows = history["history"].as_array().unwrap();
     let sources: Vec<&str> = rows.iter().map(|r| r["source"].as_str().unwrap()).collect();
-    assert_eq!(sources, ["alpaca", "polygon"]);
-    let polygon = &rows[1];
+    assert_eq!(sources, ["alpaca", "nasdaq-trader", "polygon"]);
+    let polygon = &rows[2];
     assert_eq!(polygon["market_cap"], 900_000_000_000.0);
     assert_eq!(polygon["sector"], "finance");
     assert_eq!(polygon["exchange"], "NYSE");

@@ -19,6 +19,7 @@
 //! | Finnhub | `/api/v1/stock/candle?symbol=&resolution=1&from=&to=` | `format!("{}/api/v1", base_url())` |
 //! | Alpaca (Trading API) | `/v2/assets?status=&asset_class=&exchange=` | `base_url()` |
 //! | Polygon / Massive | `/v3/reference/tickers?…` (paged by `next_url`) and `/v3/reference/tickers/{T}` | `base_url()` |
+//! | Nasdaq Trader | `/dynamic/SymDir/nasdaqlisted.txt`, `/dynamic/SymDir/otherlisted.txt` (no key) | `format!("{}/dynamic/SymDir/", base_url())` |
 //!
 //! Finnhub's documented base URL is `https://finnhub.io/api/v1`, so the simulator serves the
 //! candle path under `/api/v1` and a Finnhub client must be given `{base_url}/api/v1`.
@@ -124,6 +125,7 @@ fn wire_formats(config: &SimulatorConfig) -> Vec<Box<dyn WireFormat>> {
         Box::new(finnhub::Finnhub::new(config)),
         Box::new(reference::AlpacaAssets::new(config)),
         Box::new(reference::PolygonReference::new(config)),
+        Box::new(reference::NasdaqTrader::new(config)),
     ]
 }
 
@@ -155,6 +157,9 @@ pub struct SimulatorConfig {
     /// The securities the reference endpoints list (Alpaca `/v2/assets`, Polygon
     /// `/v3/reference/tickers` and ticker details).
     pub securities: Vec<SimSecurity>,
+    /// The Nasdaq Trader directory files served at `/dynamic/SymDir/`: the text of
+    /// `nasdaqlisted.txt` and of `otherlisted.txt`, served as given.
+    pub symbol_directory: Option<(String, String)>,
 }
 
 /// A fixed-window rate limit per key: at most `requests` accepted requests in `window`, the

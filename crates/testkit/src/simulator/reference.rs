@@ -411,3 +411,68 @@ fn ticker_json(s: &SimSecurity) -> Value {
     }
     value
 }
+
+/// The Nasdaq Trader symbol directory: `GET /dynamic/SymDir/nasdaqlisted.txt` and
+/// `/dynamic/SymDir/otherlisted.txt` (no key), serving [`SimulatorConfig::symbol_directory`]
+/// as given (so a test can serve a truncated file); 404 when none is configured.
+pub(super) struct NasdaqTrader {
+    files: Option<(String, String)>,
+}
+
+impl NasdaqTrader {
+    pub(super) fn new(config: &SimulatorConfig) -> Self {
+        Self {
+            files: config.symbol_directory.clone(),
+        }
+    }
+}
+
+const SYMDIR: &str = "/dynamic/SymDir/";
+
+impl WireFormat for NasdaqTrader {
+    fn name(&self) -> &'static str {
+        "nasdaq-trader"
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        path.strip_prefix(SYMDIR)
+            .is_some_and(|f| f == "nasdaqlisted.txt" || f == "otherlisted.txt")
+    }
+
+    fn authenticate(&self, _core: &Core, _incoming: &RequestInfo) -> Result<String, Reply> {
+        Ok("public".into())
+    }
+
+    fn sends_rate_headers(&self) -> bool {
+        false
+    }
+
+    fn too_many_requests(&self, _core: &Core) -> Reply {
+        Reply::new(429, super::server::TEXT_PLAIN, "Too Many Requests")
+    }
+
+    fn server_error(&self, _core: &Core) -> Reply {
+        Reply::new(500, super::server::TEXT_PLAIN, "Internal Server Error")
+    }
+
+    fn malformed(&self, _incoming: &RequestInfo, _not_json: bool) -> Reply {
+        Reply::new(
+            200,
+            super::server::TEXT_PLAIN,
+            "<html>not a directory file</html>",
+        )
+    }
+
+    fn serve(&self, _core: &Core, incoming: &RequestInfo, _duplicate: bool) -> Reply {
+        let file = incoming.path.strip_prefix(SYMDIR).unwrap_or("");
+        match (&self.files, file) {
+            (Some((nasdaq, _)), "nasdaqlisted.txt") => {
+                Reply::new(200, super::server::TEXT_PLAIN, nasdaq.clone())
+            }
+            (Some((_, other)), "otherlisted.txt") => {
+                Reply::new(200, super::server::TEXT_PLAIN, other.clone())
+            }
+            _ => Reply::new(404, super::server::TEXT_PLAIN, "Not Found"),
+        }
+    }
+}
