@@ -394,7 +394,7 @@ named_enum! {
         Iex => "IEX",
         /// Over the counter.
         Otc => "OTC",
-        /// A code the source used that we do not know (kept, and counted by the update).
+        /// A code the source used that we do not know (kept, and flagged by the update).
         Unknown => "UNKNOWN",
     }
 }
@@ -481,34 +481,39 @@ impl AssetType {
             SymbolSuffix::Right => return Self::Right,
             _ => {}
         }
-        let name = name.to_ascii_lowercase();
-        let has = |word: &str| name.contains(word);
-        if etf || has(" etf") {
-            return Self::Etf;
-        }
-        if has("warrant") {
-            Self::Warrant
-        } else if has(" unit") {
+        // Nasdaq writes "Company - Issue": judge the issue, not the company's name
+        // ("Preferred Bank - Common Stock" is a common stock).
+        let issue = name.rsplit_once(" - ").map_or(name, |(_, issue)| issue);
+        let lower = issue.to_ascii_lowercase();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let word = |w: &str| words.contains(&w);
+        let phrase = |p: &str| lower.contains(p);
+        if etf || word("etf") {
+            Self::Etf
+        } else if word("unit") || word("units") {
             Self::Unit
-        } else if has(" right") {
+        } else if word("warrant") || word("warrants") {
+            Self::Warrant
+        } else if word("right") || word("rights") {
             Self::Right
-        } else if has("preferred") || has("depositary shares, each representing") {
-            Self::Preferred
-        } else if has("american depositary") || has(" ads") || has(" adr") {
+        } else if phrase("american depositary") || word("ads") || word("adr") {
             Self::Adr
-        } else if has("exchange traded note") || has(" etn") {
-            Self::Etn
-        } else if has("common stock")
-            || has("common shares")
-            || has("ordinary share")
-            || has("class a")
-            || has("class b")
-            || has("class c")
-            || has("shares of beneficial interest")
-            || has("capital stock")
+        } else if phrase("common stock")
+            || phrase("common shares")
+            || phrase("ordinary share")
+            || phrase("capital stock")
+            || phrase("shares of beneficial interest")
+            || word("class")
         {
             Self::Stock
-        } else if has(" fund") {
+        } else if word("preferred") || phrase("depositary shares") {
+            Self::Preferred
+        } else if word("etn") || phrase("exchange traded note") {
+            Self::Etn
+        } else if word("fund") {
             Self::Fund
         } else {
             Self::Other
@@ -558,7 +563,7 @@ impl FinancialStatus {
     /// From Nasdaq's one-letter code; `None` for a code Nasdaq does not define.
     pub fn from_code(code: &str) -> Option<Self> {
         Some(match code.trim() {
-            "N" | "" => Self::Normal,
+            "N" => Self::Normal,
             "D" => Self::Deficient,
             "E" => Self::Delinquent,
             "Q" => Self::Bankrupt,
@@ -760,6 +765,46 @@ mod tests {
         assert_eq!(
             AssetType::classify(&SymbolSuffix::None, true, "Invesco QQQ Trust, Series 1"),
             AssetType::Etf
+        );
+        assert_eq!(
+            AssetType::classify(&SymbolSuffix::None, false, "Preferred Bank - Common Stock"),
+            AssetType::Stock
+        );
+        assert_eq!(
+            AssetType::classify(
+                &SymbolSuffix::None,
+                false,
+                "First United Corporation - Common Stock"
+            ),
+            AssetType::Stock
+        );
+        assert_eq!(
+            AssetType::classify(
+                &SymbolSuffix::None,
+                false,
+                "Bright Horizons Family Solutions Inc. Common Stock"
+            ),
+            AssetType::Stock
+        );
+        assert_eq!(
+            AssetType::classify(&SymbolSuffix::None, false, "Acme Acquisition Corp - Units"),
+            AssetType::Unit
+        );
+        assert_eq!(
+            AssetType::classify(
+                &SymbolSuffix::None,
+                false,
+                "Arbor Realty Trust 6.375% Series D Preferred Stock"
+            ),
+            AssetType::Preferred
+        );
+        assert_eq!(
+            AssetType::classify(
+                &SymbolSuffix::None,
+                false,
+                "Baidu, Inc. - American Depositary Shares, each representing eight Class A Ordinary Shares"
+            ),
+            AssetType::Adr
         );
         assert_eq!(sector_of_sic("3571"), Some("manufacturing"));
         assert_eq!(sector_of_sic(""), None);

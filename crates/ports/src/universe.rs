@@ -42,6 +42,13 @@ pub trait SymbolMasterSource: Send + Sync + fmt::Debug {
     /// The source's registry name.
     fn name(&self) -> &str;
 
+    /// Whether the source can list the securities of a past date (Polygon's `date=`);
+    /// otherwise it only has the current list, and a snapshot cannot be dated earlier than
+    /// the day that list was made.
+    fn point_in_time(&self) -> bool {
+        false
+    }
+
     /// The securities listed on `as_of` (the current list when `None`, or when the source
     /// only has the current list, as the Nasdaq Trader files).
     async fn list_securities(
@@ -76,6 +83,9 @@ pub struct MasterUpdate {
     pub close: Vec<Symbol>,
     /// Rows that start on `info.as_of` (new or changed).
     pub open: Vec<SecurityRecord>,
+    /// Whether this replaces an earlier load of the same date: that load's rows are undone
+    /// first (rows it opened removed, rows it closed reopened), and its counts replaced.
+    pub replaces_day: bool,
 }
 
 /// The symbol master's history (SCD type 2): one row per source, symbol and attributes, with
@@ -87,9 +97,10 @@ pub trait SymbolMasterRepository: Send + Sync + fmt::Debug {
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RepositoryError>;
     /// A source's current rows (no end date).
     async fn current_rows(&self, source: &str) -> Result<Vec<MasterRow>, RepositoryError>;
-    /// Applies a snapshot in one transaction: closes the rows of `close` on `as_of` (a row
-    /// that started on `as_of` itself is removed, so that loading one day twice leaves one
-    /// version), opens the rows of `open`, and records the snapshot.
+    /// Applies a snapshot in one transaction: with `replaces_day`, first undoes the earlier
+    /// load of the same date (removes the rows it opened, reopens the rows it closed); then
+    /// closes the rows of `close` on `as_of`, opens the rows of `open`, and records the
+    /// snapshot (replacing the same date's record).
     async fn apply_snapshot(&self, update: &MasterUpdate) -> Result<(), RepositoryError>;
     /// Every source's rows valid on `date`, by symbol.
     async fn rows_valid_on(&self, date: NaiveDate) -> Result<Vec<MasterRow>, RepositoryError>;

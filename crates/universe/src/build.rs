@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
-use marketpipe_domain::{AssetType, DailySummary, Exchange, SecurityRecord, Symbol};
-use marketpipe_ports::{Exclusion, UniverseEntry, UniverseSnapshot};
+use marketpipe_domain::{
+    AssetType, DailySummary, DateRange, Exchange, SecurityRecord, Symbol, TradingCalendar,
+};
+use marketpipe_ports::{Exclusion, UniverseEntry, UniverseInfo, UniverseSnapshot};
 
 use crate::error::UniverseError;
-use crate::filters::{AverageFilter, FilterSpec, SortKey};
-use crate::master::{UniverseDeps, list_symbols, merged_records};
+use crate::filters::{AverageFilter, DEFAULT_SESSIONS, FilterSpec, SortKey};
+use crate::master::{UniverseDeps, list_symbols, merged_records, primary_source};
 
 /// What the lake's daily summaries say of one symbol up to the as-of date.
 #[derive(Debug, Default)]
@@ -25,12 +27,23 @@ impl SymbolStats {
         self.sessions.last()
     }
 
-    /// The last `n` sessions, when there are that many.
-    fn tail(&self, n: usize) -> Option<&[DailySummary]> {
+    /// The last `n` sessions, when there are that many and all are on or after `since`
+    /// (the first of the last `n` XNYS sessions: every one of them has bars).
+    fn tail(&self, n: usize, since: Option<NaiveDate>) -> Option<&[DailySummary]> {
+        let skip = self.sessions.len().checked_sub(n)?;
+        let tail = &self.sessions[skip..];
+        match (tail.first(), since) {
+            (Some(first), Some(since)) if first.date < since => None,
+            _ => Some(tail),
+        }
+    }
+
+    /// Sessions with bars on or after `since`.
+    fn sessions_since(&self, since: Option<NaiveDate>) -> usize {
         self.sessions
-            .len()
-            .checked_sub(n)
-            .map(|skip| &self.sessions[skip..])
+            .iter()
+            .filter(|s| since.is_none_or(|d| s.date >= d))
+            .count()
     }
 
     fn price(&self) -> Option<f64> {
@@ -38,8 +51,8 @@ impl SymbolStats {
     }
 
     /// Mean of VWAP × volume (a session without volume counts 0).
-    fn avg_dollar_volume(&self, n: usize) -> Option<f64> {
-        let tail = self.tail(n)?;
+    fn avg_dollar_volume(&self, (n, since): (usize, Option<NaiveDate>)) -> Option<f64> {
+        let tail = self.tail(n, since)?;
         let total: f64 = tail
             .iter()
             .map(|s| s.vwap.map_or(0.0, |v| v.to_f64() * count(s.volume)))
@@ -47,8 +60,8 @@ impl SymbolStats {
         Some(total / count(n as u64))
     }
 
-    fn avg_volume(&self, n: usize) -> Option<f64> {
-        let tail = self.tail(n)?;
+    fn avg_volume(&self, (n, since): (usize, Option<NaiveDate>)) -> Option<f64> {
+        let tail = self.tail(n, since)?;
         let total: f64 = tail.iter().map(|s| count(s.volume)).sum();
         Some(total / count(n as u64))
     }
@@ -59,6 +72,43 @@ impl SymbolStats {
 #[allow(clippy::cast_precision_loss)]
 const fn count(n: u64) -> f64 {
     n as f64
+}
+
+/// The windows the filters look at, each the count of sessions and the date of the first of
+/// the last that many XNYS sessions on or before the as-of date (`None` where the calendar
+/// does not reach: then no bound).
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    adv: (usize, Option<NaiveDate>),
+    vol: (usize, Option<NaiveDate>),
+    /// A price older than the last `DEFAULT_SESSIONS` sessions is stale.
+    recent: Option<NaiveDate>,
+}
+
+impl Windows {
+    fn of(spec: &FilterSpec, as_of: NaiveDate) -> Self {
+        let adv = spec
+            .avg_dollar_volume
+            .map_or(DEFAULT_SESSIONS, |a| a.sessions);
+        let vol = spec.avg_volume.map_or(DEFAULT_SESSIONS, |a| a.sessions);
+        Self {
+            adv: (adv, first_of_last_sessions(as_of, adv)),
+            vol: (vol, first_of_last_sessions(as_of, vol)),
+            recent: first_of_last_sessions(as_of, DEFAULT_SESSIONS),
+        }
+    }
+}
+
+/// The date of the first of the last `n` XNYS sessions on or before `as_of`.
+fn first_of_last_sessions(as_of: NaiveDate, n: usize) -> Option<NaiveDate> {
+    // Every 7 days hold at least 3 sessions (Thanksgiving and Christmas weeks included).
+    let days = i64::try_from(n).ok()?.checked_mul(3)?.checked_add(14)?;
+    let start = as_of.checked_sub_signed(chrono::Duration::days(days))?;
+    let sessions = TradingCalendar::xnys()
+        .sessions(DateRange::new(start, as_of).ok()?)
+        .ok()?;
+    let skip = sessions.len().checked_sub(n)?;
+    sessions.get(skip).map(|s| s.date)
 }
 
 /// One candidate while the filters run.
@@ -91,9 +141,10 @@ fn first_failure(
     record: &SecurityRecord,
     entry: &UniverseEntry,
     stats: Option<&SymbolStats>,
+    windows: &Windows,
 ) -> Option<Exclusion> {
     listing_failure(spec, record)
-        .or_else(|| lake_failure(spec, record.symbol, entry, stats))
+        .or_else(|| lake_failure(spec, record.symbol, entry, stats, windows))
         .or_else(|| master_data_failure(spec, record))
 }
 
@@ -109,11 +160,20 @@ fn listing_failure(spec: &FilterSpec, record: &SecurityRecord) -> Option<Exclusi
     if spec.exclude_test_issues && record.test_issue {
         return exclusion("exclude_test_issues", "a test issue");
     }
-    if let Some(status) = record.financial_status
-        && !spec.financial_status.is_empty()
-        && !spec.financial_status.contains(&status)
-    {
-        return exclusion("financial_status", format!("financial status {status}"));
+    if !spec.financial_status.is_empty() {
+        match record.financial_status {
+            Some(status) if !spec.financial_status.contains(&status) => {
+                return exclusion("financial_status", format!("financial status {status}"));
+            }
+            // Nasdaq reports a status for each of its listings: one without is unknown.
+            None if record.exchange == Exchange::Nasdaq => {
+                return exclusion(
+                    "financial_status",
+                    "a Nasdaq listing whose financial status no source reported",
+                );
+            }
+            _ => {}
+        }
     }
     if let Some(pattern) = &spec.symbol_pattern
         && !pattern.is_match(symbol.as_str())
@@ -126,19 +186,39 @@ fn listing_failure(spec: &FilterSpec, record: &SecurityRecord) -> Option<Exclusi
     None
 }
 
+/// An average filter, its value for the candidate and the start of its window.
+type AverageCheck<'a> = (
+    &'static str,
+    Option<&'a AverageFilter>,
+    Option<f64>,
+    Option<NaiveDate>,
+);
+
 /// The filters on the sessions in the lake.
 fn lake_failure(
     spec: &FilterSpec,
     symbol: Symbol,
     entry: &UniverseEntry,
     stats: Option<&SymbolStats>,
+    windows: &Windows,
 ) -> Option<Exclusion> {
     if let Some(bounds) = &spec.price {
+        let last = stats.and_then(SymbolStats::last).map(|s| s.date);
         match entry.price {
             None => {
                 return exclusion(
                     "price",
                     format!("no bars in the lake on or before the as-of date for {symbol}"),
+                );
+            }
+            Some(_) if last.zip(windows.recent).is_some_and(|(l, r)| l < r) => {
+                return exclusion(
+                    "price",
+                    format!(
+                        "the last bars are of {}, more than {DEFAULT_SESSIONS} sessions before \
+                         the as-of date",
+                        last.map(|d| d.to_string()).unwrap_or_default()
+                    ),
                 );
             }
             Some(price) if !bounds.contains(price) => {
@@ -150,23 +230,30 @@ fn lake_failure(
             Some(_) => {}
         }
     }
-    let averages: [(&str, Option<&AverageFilter>, Option<f64>); 2] = [
+    let averages: [AverageCheck<'_>; 2] = [
         (
             "avg_dollar_volume",
             spec.avg_dollar_volume.as_ref(),
             entry.avg_dollar_volume,
+            windows.adv.1,
         ),
-        ("avg_volume", spec.avg_volume.as_ref(), entry.avg_volume),
+        (
+            "avg_volume",
+            spec.avg_volume.as_ref(),
+            entry.avg_volume,
+            windows.vol.1,
+        ),
     ];
-    for (filter, wanted, value) in averages {
+    for (filter, wanted, value, since) in averages {
         let Some(wanted) = wanted else { continue };
         match value {
             None => {
-                let have = stats.map_or(0, |s| s.sessions.len());
+                let have = stats.map_or(0, |s| s.sessions_since(since));
                 return exclusion(
                     filter,
                     format!(
-                        "needs {} sessions of bars, the lake has {have} on or before the as-of date",
+                        "needs bars in each of the last {} sessions to the as-of date, the lake \
+                         has {have}",
                         wanted.sessions
                     ),
                 );
@@ -248,8 +335,8 @@ fn rank_order(key: SortKey, a: &UniverseEntry, b: &UniverseEntry) -> Ordering {
 }
 
 /// Builds the universe of `as_of` (default: today's New York date) from the master rows
-/// valid then and the sessions up to then, stores it (replacing one of the same date) and
-/// returns it. `filters` is the file's text, kept with the universe; `name` overrides its
+/// valid then (the securities the primary source lists: see [`primary_source`]) and the
+/// sessions up to then, and returns it; [`store_universe`] keeps it. `filters` is the file's text, kept with the universe; `name` overrides its
 /// name.
 pub async fn build_universe(
     deps: &UniverseDeps,
@@ -260,7 +347,10 @@ pub async fn build_universe(
 ) -> Result<UniverseSnapshot, UniverseError> {
     let as_of = as_of.unwrap_or_else(|| deps.today());
     let rows = list_symbols(deps, as_of, &[]).await?;
-    let records = merged_records(&rows);
+    let snapshots = deps.master.snapshots().await?;
+    let primary = primary_source(&snapshots, as_of).unwrap_or_default();
+    let records = merged_records(&rows, &primary);
+    let windows = Windows::of(spec, as_of);
     let sessions = spec.sessions_needed();
     let mut stats: HashMap<Symbol, SymbolStats> = HashMap::new();
     for summary in deps.summaries.latest_sessions(as_of, sessions).await? {
@@ -273,7 +363,7 @@ pub async fn build_universe(
     for s in stats.values_mut() {
         s.sessions.sort_by_key(|d| d.date);
     }
-    let candidates = judge(spec, records, &stats);
+    let candidates = judge(spec, records, &stats, &windows);
     let entries = rank(spec, candidates);
     let universe = UniverseSnapshot {
         as_of,
@@ -282,8 +372,20 @@ pub async fn build_universe(
         built_at: deps.clock.now(),
         entries,
     };
-    deps.universes.save(&universe).await?;
     Ok(universe)
+}
+
+/// Keeps a built universe (replacing one of the same date).
+pub async fn store_universe(
+    deps: &UniverseDeps,
+    universe: &UniverseSnapshot,
+) -> Result<(), UniverseError> {
+    Ok(deps.universes.save(universe).await?)
+}
+
+/// Every stored universe, by date.
+pub async fn list_universes(deps: &UniverseDeps) -> Result<Vec<UniverseInfo>, UniverseError> {
+    Ok(deps.universes.list().await?)
 }
 
 /// Every candidate (the master's securities and the included symbols) with its figures and
@@ -292,6 +394,7 @@ fn judge(
     spec: &FilterSpec,
     records: Vec<SecurityRecord>,
     stats: &HashMap<Symbol, SymbolStats>,
+    windows: &Windows,
 ) -> Vec<Candidate> {
     let mut candidates: BTreeMap<Symbol, Candidate> = BTreeMap::new();
     for record in records {
@@ -302,7 +405,7 @@ fn judge(
                     Some(&record),
                     record.symbol,
                     stats.get(&record.symbol),
-                    spec,
+                    windows,
                 ),
                 record: Some(record),
                 forced: false,
@@ -314,7 +417,7 @@ fn judge(
             .entry(*symbol)
             .or_insert_with(|| Candidate {
                 record: None,
-                entry: entry_of(None, *symbol, stats.get(symbol), spec),
+                entry: entry_of(None, *symbol, stats.get(symbol), windows),
                 forced: false,
             })
             .forced = true;
@@ -326,22 +429,10 @@ fn judge(
         } else if candidate.forced {
             None
         } else if let Some(record) = &candidate.record {
-            first_failure(spec, record, &candidate.entry, stats.get(&symbol))
+            first_failure(spec, record, &candidate.entry, stats.get(&symbol), windows)
         } else {
             exclusion("master", "not in the symbol master on the as-of date")
         };
-        if candidate.entry.excluded.is_none()
-            && !candidate.forced
-            && sort_value(spec.sort_by, &candidate.entry).is_none()
-        {
-            candidate.entry.excluded = exclusion(
-                "sort_by",
-                format!(
-                    "no {} to rank by (no bars in the lake for enough sessions)",
-                    spec.sort_by.as_str()
-                ),
-            );
-        }
     }
     candidates.into_values().collect()
 }
@@ -389,22 +480,16 @@ fn entry_of(
     record: Option<&SecurityRecord>,
     symbol: Symbol,
     stats: Option<&SymbolStats>,
-    spec: &FilterSpec,
+    windows: &Windows,
 ) -> UniverseEntry {
-    let adv_sessions = spec
-        .avg_dollar_volume
-        .map_or(crate::filters::DEFAULT_SESSIONS, |a| a.sessions);
-    let vol_sessions = spec
-        .avg_volume
-        .map_or(crate::filters::DEFAULT_SESSIONS, |a| a.sessions);
     UniverseEntry {
         symbol,
         name: record.map(|r| r.name.clone()),
         exchange: record.map(|r| r.exchange),
         asset_type: record.map(|r| r.asset_type),
         price: stats.and_then(SymbolStats::price),
-        avg_dollar_volume: stats.and_then(|s| s.avg_dollar_volume(adv_sessions)),
-        avg_volume: stats.and_then(|s| s.avg_volume(vol_sessions)),
+        avg_dollar_volume: stats.and_then(|s| s.avg_dollar_volume(windows.adv)),
+        avg_volume: stats.and_then(|s| s.avg_volume(windows.vol)),
         market_cap: record.and_then(|r| r.market_cap),
         sector: record.and_then(|r| r.sector().map(str::to_owned)),
         rank: None,

@@ -38,6 +38,20 @@ pub enum UniverseError {
         /// The latest loaded snapshot's date.
         latest: NaiveDate,
     },
+    /// An as-of date before the day a source that only has its current list made it.
+    #[error(
+        "{source_name} only lists the securities of the day it is asked ({made_on}): a \
+         snapshot dated {as_of} would put them into the past; leave out --as-of, or give \
+         {made_on} or later"
+    )]
+    BeforeTheList {
+        /// The source.
+        source_name: String,
+        /// The date asked for.
+        as_of: NaiveDate,
+        /// The day the list was made.
+        made_on: NaiveDate,
+    },
     /// The source listed nothing: loading it would close every row of its history.
     #[error("{source_name} listed no securities; nothing was changed")]
     EmptySnapshot {
@@ -66,6 +80,7 @@ impl UniverseError {
             Self::Filters(_)
             | Self::AsOfBeforeSnapshots { .. }
             | Self::OutOfOrder { .. }
+            | Self::BeforeTheList { .. }
             | Self::EmptySnapshot { .. }
             | Self::UnknownUniverse(_)
             | Self::NoUniverse => true,

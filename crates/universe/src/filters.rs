@@ -243,7 +243,7 @@ pub struct FilterSpec {
     pub financial_status: Vec<FinancialStatus>,
     /// Symbols must match this (the canonical text, e.g. `BRK.B`).
     pub symbol_pattern: Option<Regex>,
-    /// Always members, whatever the filters say.
+    /// Always members, whatever the filters say (even beyond `max_symbols`).
     pub include: Vec<Symbol>,
     /// Never members.
     pub exclude: Vec<Symbol>,
@@ -259,7 +259,7 @@ pub struct FilterSpec {
     pub sectors: Option<SectorFilter>,
     /// Rank members by this, descending (default `avg_dollar_volume`).
     pub sort_by: SortKey,
-    /// At most this many members.
+    /// At most this many members, besides the `include` ones beyond it.
     pub max_symbols: Option<usize>,
 }
 

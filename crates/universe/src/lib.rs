@@ -18,7 +18,7 @@ mod master;
 
 pub use build::{
     UNIVERSE_CSV_HEADER, UniverseDiff, UniverseSelector, build_universe, diff_universes,
-    universe_csv, universe_of,
+    list_universes, store_universe, universe_csv, universe_of,
 };
 pub use error::UniverseError;
 pub use filters::{
@@ -26,5 +26,6 @@ pub use filters::{
     SectorFilter, SortKey,
 };
 pub use master::{
-    SymbolUpdateReport, UniverseDeps, list_symbols, merged_records, symbol_history, update_symbols,
+    SymbolUpdateReport, UniverseDeps, list_symbols, merged_records, primary_source, symbol_history,
+    update_symbols,
 };

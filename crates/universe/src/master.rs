@@ -53,6 +53,11 @@ pub struct SymbolUpdateReport {
     pub unchanged: usize,
     /// Listings the source served that were not loaded, with why.
     pub skipped: Vec<SkippedListing>,
+    /// Securities whose exchange code the source gave is not one we know (kept as
+    /// `UNKNOWN`, flagged here).
+    pub unknown_exchange: Vec<Symbol>,
+    /// Whether the snapshot replaced an earlier load of the same date.
+    pub replaced_day: bool,
     /// Whether nothing was written.
     pub dry_run: bool,
 }
@@ -70,9 +75,17 @@ pub async fn update_symbols(
 ) -> Result<SymbolUpdateReport, UniverseError> {
     let source_name = source.name().to_owned();
     let snapshot = source.list_securities(as_of).await?;
-    let as_of = as_of
-        .or(snapshot.created_on)
-        .unwrap_or_else(|| deps.today());
+    // A source that only has today's list cannot describe an earlier day: dating it earlier
+    // would put today's securities into the past (the look-ahead universes exist to avoid).
+    let made_on = snapshot.created_on.unwrap_or_else(|| deps.today());
+    if let Some(asked) = as_of.filter(|d| *d < made_on && !source.point_in_time()) {
+        return Err(UniverseError::BeforeTheList {
+            source_name,
+            as_of: asked,
+            made_on,
+        });
+    }
+    let as_of = as_of.unwrap_or(made_on);
     let latest = deps
         .master
         .snapshots()
@@ -88,30 +101,22 @@ pub async fn update_symbols(
             latest,
         });
     }
-    let mut skipped = snapshot.skipped;
-    let mut listed: BTreeMap<Symbol, SecurityRecord> = BTreeMap::new();
-    for record in snapshot.securities {
-        if let Some(first) = listed.get(&record.symbol) {
-            skipped.push(SkippedListing {
-                vendor_symbol: record.vendor_symbol.clone(),
-                reason: format!(
-                    "the same security as {} listed before it",
-                    first.vendor_symbol
-                ),
-            });
-            continue;
-        }
-        listed.insert(record.symbol, record);
-    }
+    let (mut listed, skipped) = dedupe(snapshot.securities, snapshot.skipped);
     if listed.is_empty() {
         return Err(UniverseError::EmptySnapshot { source_name });
     }
-    let current: HashMap<Symbol, SecurityRecord> = deps
-        .master
-        .current_rows(&source_name)
-        .await?
+    // Loading a date again replaces its earlier load: compare with what held before it.
+    let replaced_day = latest == Some(as_of);
+    let base = base_rows(deps, &source_name, as_of, replaced_day).await?;
+    let current: HashMap<Symbol, SecurityRecord> = base
         .into_iter()
         .map(|row| (row.record.symbol, row.record))
+        .collect();
+    carry_over(&mut listed, &current);
+    let unknown_exchange: Vec<Symbol> = listed
+        .values()
+        .filter(|r| r.exchange == Exchange::Unknown)
+        .map(|r| r.symbol)
         .collect();
     let mut report = SymbolUpdateReport {
         source: source_name.clone(),
@@ -122,6 +127,8 @@ pub async fn update_symbols(
         removed: Vec::new(),
         unchanged: 0,
         skipped,
+        unknown_exchange,
+        replaced_day,
         dry_run,
     };
     let mut open = Vec::new();
@@ -162,10 +169,73 @@ pub async fn update_symbols(
             },
             close,
             open,
+            replaces_day: replaced_day,
         };
         deps.master.apply_snapshot(&update).await?;
     }
     Ok(report)
+}
+
+/// One record per security, in symbol order; a later listing of the same security is set
+/// aside with why.
+fn dedupe(
+    securities: Vec<SecurityRecord>,
+    mut skipped: Vec<SkippedListing>,
+) -> (BTreeMap<Symbol, SecurityRecord>, Vec<SkippedListing>) {
+    let mut listed: BTreeMap<Symbol, SecurityRecord> = BTreeMap::new();
+    for record in securities {
+        if let Some(first) = listed.get(&record.symbol) {
+            skipped.push(SkippedListing {
+                vendor_symbol: record.vendor_symbol.clone(),
+                reason: format!(
+                    "the same security as {} listed before it",
+                    first.vendor_symbol
+                ),
+            });
+            continue;
+        }
+        listed.insert(record.symbol, record);
+    }
+    (listed, skipped)
+}
+
+/// The source's rows a snapshot of `as_of` is compared with: its current rows, or, when the
+/// snapshot replaces an earlier load of the same date, the rows as they were before it.
+async fn base_rows(
+    deps: &UniverseDeps,
+    source: &str,
+    as_of: NaiveDate,
+    replaced_day: bool,
+) -> Result<Vec<MasterRow>, UniverseError> {
+    if !replaced_day {
+        return Ok(deps.master.current_rows(source).await?);
+    }
+    let before = as_of.pred_opt().unwrap_or(as_of);
+    Ok(deps
+        .master
+        .rows_valid_on(before)
+        .await?
+        .into_iter()
+        .filter(|r| r.source == source && r.valid_to.is_none_or(|to| to >= as_of))
+        .collect())
+}
+
+/// A figure the source did not report this time (market cap and SIC without Polygon's
+/// details) is carried over from the security's current row, not erased.
+fn carry_over(
+    listed: &mut BTreeMap<Symbol, SecurityRecord>,
+    current: &HashMap<Symbol, SecurityRecord>,
+) {
+    for record in listed.values_mut() {
+        if let Some(old) = current.get(&record.symbol) {
+            if record.market_cap.is_none() {
+                record.market_cap = old.market_cap;
+            }
+            if record.sic_code.is_none() {
+                record.sic_code.clone_from(&old.sic_code);
+            }
+        }
+    }
 }
 
 /// Refuses a date before the first loaded snapshot (nothing is known then).
@@ -218,15 +288,29 @@ fn precedence(source: &str) -> (u8, &str) {
     }
 }
 
-/// One record per symbol from the rows valid on a date: each field from the most trusted
-/// source that has it (see the docs' "Several sources"); a test issue in any source is one.
-pub fn merged_records(rows: &[MasterRow]) -> Vec<SecurityRecord> {
+/// The source that says which securities exist on `as_of`: the most trusted one with a
+/// snapshot on or before it (the others only add what they know of those securities, so a
+/// security one source delisted is not kept alive by another that was loaded earlier).
+pub fn primary_source(snapshots: &[SnapshotInfo], as_of: NaiveDate) -> Option<String> {
+    snapshots
+        .iter()
+        .filter(|s| s.as_of <= as_of)
+        .map(|s| s.source.as_str())
+        .min_by_key(|s| precedence(s))
+        .map(str::to_owned)
+}
+
+/// One record per security the `primary` source lists among the rows valid on a date: each
+/// field from the most trusted source that has it (see the docs' "Several sources"); a test
+/// issue in any source is one.
+pub fn merged_records(rows: &[MasterRow], primary: &str) -> Vec<SecurityRecord> {
     let mut by_symbol: BTreeMap<Symbol, Vec<&MasterRow>> = BTreeMap::new();
     for row in rows {
         by_symbol.entry(row.record.symbol).or_default().push(row);
     }
     by_symbol
         .into_values()
+        .filter(|versions| versions.iter().any(|r| r.source == primary))
         .filter_map(|mut versions| {
             versions.sort_by(|a, b| precedence(&a.source).cmp(&precedence(&b.source)));
             let mut merged = versions.first()?.record.clone();

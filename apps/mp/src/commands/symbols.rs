@@ -154,9 +154,19 @@ fn print_report(out: &mut dyn Write, r: &SymbolUpdateReport) -> std::io::Result<
         symbol_list(&r.removed)
     )?;
     writeln!(out, "  unchanged  {:>6}", r.unchanged)?;
+    if !r.unknown_exchange.is_empty() {
+        writeln!(
+            out,
+            "  kept with an exchange code we do not know (UNKNOWN): {}",
+            symbol_list(&r.unknown_exchange)
+        )?;
+    }
     writeln!(out, "  skipped    {:>6}", r.skipped.len())?;
     for s in &r.skipped {
         writeln!(out, "    {}: {}", s.vendor_symbol, s.reason)?;
+    }
+    if r.replaced_day {
+        writeln!(out, "(this replaces the earlier load of {})", r.as_of)?;
     }
     if r.dry_run {
         writeln!(out, "dry run: nothing written")?;
@@ -177,6 +187,8 @@ fn report_json(r: &SymbolUpdateReport) -> serde_json::Value {
         "removed": names(&r.removed),
         "unchanged": r.unchanged,
         "skipped": r.skipped.iter().map(|s| json!({"vendor_symbol": s.vendor_symbol, "reason": s.reason})).collect::<Vec<_>>(),
+        "unknown_exchange": names(&r.unknown_exchange),
+        "replaced_day": r.replaced_day,
         "dry_run": r.dry_run,
     })
 }
@@ -234,11 +246,9 @@ pub(crate) async fn list(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
-    let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let deps = deps(ctx, &store);
     let as_of = match as_of {
         Some(d) => date_flag("--as-of", d)?,
-        None => deps.today(),
+        None => marketpipe_domain::calendar::ny_date(ctx.clock.now()),
     };
     let exchanges = exchanges
         .map(|list| {
@@ -252,7 +262,8 @@ pub(crate) async fn list(
         })
         .transpose()?
         .unwrap_or_default();
-    let result = list_symbols(&deps, as_of, &exchanges).await;
+    let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
+    let result = list_symbols(&deps(ctx, &store), as_of, &exchanges).await;
     store.close().await;
     let rows = result.map_err(universe_error)?;
     if json {

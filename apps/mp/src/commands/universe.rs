@@ -9,13 +9,13 @@ use anyhow::Context as _;
 use marketpipe_domain::{AssetType, Exchange, Symbol};
 use marketpipe_ports::{UniverseEntry, UniverseSnapshot};
 use marketpipe_universe::{
-    FilterSpec, UniverseDiff, UniverseSelector, build_universe, diff_universes, universe_csv,
-    universe_of,
+    FilterSpec, UniverseDiff, UniverseSelector, build_universe, diff_universes, list_universes,
+    store_universe, universe_csv, universe_of,
 };
 use serde_json::json;
 
+use crate::commands::Context;
 use crate::commands::symbols::{date_flag, deps, universe_error};
-use crate::commands::{Context, write_file_atomically};
 use crate::config::ensure_writable_dir;
 use crate::error::{AppError, usage};
 use crate::wiring;
@@ -52,12 +52,34 @@ pub(crate) async fn build(
     let as_of = as_of.map(|d| date_flag("--as-of", d)).transpose()?;
     ensure_writable_dir(&ctx.data_dir)?;
     let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
-    let result = build_universe(&deps(ctx, &store), &spec, &text, as_of, name).await;
-    store.close().await;
-    let universe = result.map_err(universe_error)?;
+    let deps = deps(ctx, &store);
+    let built = build_universe(&deps, &spec, &text, as_of, name).await;
+    let universe = match built {
+        Ok(universe) => universe,
+        Err(e) => {
+            store.close().await;
+            return Err(universe_error(e));
+        }
+    };
+    // The CSV is written aside first, the universe kept, then the CSV put in place: a
+    // failure leaves neither a universe without its file nor a file without its universe.
     let path = csv_path(&ctx.data_dir, &universe);
-    std::fs::create_dir_all(path.parent().unwrap_or(&ctx.data_dir))
-        .and_then(|()| write_file_atomically(&path, universe_csv(&universe).as_bytes()))
+    let staged = stage(&path, universe_csv(&universe).as_bytes());
+    let stored = match &staged {
+        Ok(_) => store_universe(&deps, &universe)
+            .await
+            .map_err(universe_error),
+        Err(_) => Ok(()),
+    };
+    store.close().await;
+    let temp = staged
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(AppError::Failed)?;
+    if let Err(e) = stored {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    std::fs::rename(&temp, &path)
         .with_context(|| format!("cannot write {}", path.display()))
         .map_err(AppError::Failed)?;
     let members = universe.members().count();
@@ -77,6 +99,22 @@ pub(crate) async fn build(
         writeln!(out, "wrote {}", path.display())?;
     }
     Ok(())
+}
+
+/// Writes `contents` to a temporary file beside `path` (creating the directory); the caller
+/// renames it into place.
+fn stage(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "universe.csv".into(), |n| n.to_string_lossy());
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    if let Err(e) = std::fs::write(&temp, contents) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(temp)
 }
 
 fn print_excluded_counts(out: &mut dyn Write, universe: &UniverseSnapshot) -> std::io::Result<()> {
@@ -188,13 +226,10 @@ pub(crate) async fn show(
 
 /// `mp universe list [--json]`.
 pub(crate) async fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
-    use marketpipe_ports::UniverseRepository as _;
-    let store = wiring::open_store(&ctx.data_dir).await?;
-    let result = store.list().await;
+    let store = Arc::new(wiring::open_store(&ctx.data_dir).await?);
+    let result = list_universes(&deps(ctx, &store)).await;
     store.close().await;
-    let universes = result
-        .context("listing universes")
-        .map_err(AppError::Failed)?;
+    let universes = result.map_err(universe_error)?;
     if json {
         let items: Vec<serde_json::Value> = universes
             .iter()

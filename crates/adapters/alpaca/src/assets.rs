@@ -104,7 +104,11 @@ fn to_records(assets: Vec<WireAsset>) -> (Vec<SecurityRecord>, Vec<SkippedListin
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     for asset in assets {
-        if asset.status.as_deref().is_some_and(|s| s != "active") {
+        if let Some(status) = asset.status.as_deref().filter(|s| *s != "active") {
+            skipped.push(SkippedListing {
+                reason: format!("status {status}"),
+                vendor_symbol: asset.symbol,
+            });
             continue;
         }
         if asset.tradable == Some(false) {

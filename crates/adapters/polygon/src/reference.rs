@@ -164,21 +164,48 @@ impl PolygonTickers {
 /// The list's records (one per ticker, the latest update kept), and the tickers set aside.
 fn to_records(tickers: Vec<WireTicker>) -> (Vec<SecurityRecord>, Vec<SkippedListing>) {
     let mut latest: BTreeMap<String, WireTicker> = BTreeMap::new();
+    let mut skipped = Vec::new();
     for t in tickers {
         let newer = latest
             .get(&t.ticker)
             .is_none_or(|old| t.last_updated_utc > old.last_updated_utc);
-        if newer {
-            latest.insert(t.ticker.clone(), t);
+        let (kept, dropped) = if newer {
+            (Some(t.ticker.clone()), latest.insert(t.ticker.clone(), t))
+        } else {
+            (None, Some(t))
+        };
+        if let Some(dropped) = dropped {
+            let figi = dropped.composite_figi.as_deref().unwrap_or("no FIGI");
+            skipped.push(SkippedListing {
+                reason: format!(
+                    "listed twice: an older entry ({figi}, updated {}) of {} was left out",
+                    dropped
+                        .last_updated_utc
+                        .as_deref()
+                        .unwrap_or("at an unknown time"),
+                    kept.as_deref().unwrap_or(&dropped.ticker)
+                ),
+                vendor_symbol: dropped.ticker,
+            });
         }
     }
     let mut records = Vec::new();
-    let mut skipped = Vec::new();
     for t in latest.into_values() {
-        if t.active == Some(false)
-            || t.market.as_deref().is_some_and(|m| m != "stocks")
-            || t.locale.as_deref().is_some_and(|l| l != "us")
-        {
+        let left_out = if t.active == Some(false) {
+            Some("inactive (delisted)".to_owned())
+        } else if let Some(market) = t.market.as_deref().filter(|m| *m != "stocks") {
+            Some(format!("market {market}, not stocks"))
+        } else {
+            t.locale
+                .as_deref()
+                .filter(|l| *l != "us")
+                .map(|l| format!("locale {l}, not us"))
+        };
+        if let Some(reason) = left_out {
+            skipped.push(SkippedListing {
+                vendor_symbol: t.ticker,
+                reason,
+            });
             continue;
         }
         let parsed = match SecuritySymbol::parse(&t.ticker, SymbolConvention::Cqs) {
@@ -219,6 +246,11 @@ impl SymbolMasterSource for PolygonTickers {
         NAME
     }
 
+    /// Polygon lists the tickers of a past date (`date=`).
+    fn point_in_time(&self) -> bool {
+        true
+    }
+
     async fn list_securities(
         &self,
         as_of: Option<NaiveDate>,
@@ -238,6 +270,7 @@ impl SymbolMasterSource for PolygonTickers {
         }
         let mut tickers = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut complete = false;
         for _ in 0..MAX_PAGES {
             let (page, _stats): (WirePage, _) = self
                 .client
@@ -245,6 +278,7 @@ impl SymbolMasterSource for PolygonTickers {
                 .await?;
             tickers.extend(page.results);
             let Some(next) = page.next_url.filter(|n| !n.is_empty()) else {
+                complete = true;
                 break;
             };
             if !seen.insert(next.clone()) {
@@ -255,6 +289,14 @@ impl SymbolMasterSource for PolygonTickers {
                 });
             }
             url = self.rebase(&next)?;
+        }
+        if !complete {
+            // A partial list would close the rows of every ticker it did not reach.
+            return Err(ProviderError::Malformed {
+                provider: NAME.into(),
+                message: format!("the ticker list did not end within {MAX_PAGES} pages"),
+                source: None,
+            });
         }
         let (mut securities, skipped) = to_records(tickers);
         if self.details {
@@ -311,8 +353,9 @@ mod tests {
         assert_eq!(records[2].source_id.as_deref(), Some("0001067983"));
         assert_eq!(records[3].exchange, Exchange::NyseArca);
         assert_eq!(records[3].asset_type, AssetType::Etf);
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].vendor_symbol, "ODD.XYZ");
+        let left_out: Vec<&str> = skipped.iter().map(|s| s.vendor_symbol.as_str()).collect();
+        assert_eq!(left_out, ["BRK.B", "ODD.XYZ"], "{skipped:?}");
+        assert!(skipped[0].reason.contains("listed twice"), "{skipped:?}");
     }
 
     #[test]

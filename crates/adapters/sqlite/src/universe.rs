@@ -109,6 +109,22 @@ impl SymbolMasterRepository for SqliteStore {
         let err = |e| map_sqlx(&context, e);
         let _guard = self.write_guard().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        if update.replaces_day {
+            sqlx::query("DELETE FROM symbol_master WHERE source = ?1 AND valid_from = ?2")
+                .bind(&info.source)
+                .bind(&as_of)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx::query(
+                "UPDATE symbol_master SET valid_to = NULL WHERE source = ?1 AND valid_to = ?2",
+            )
+            .bind(&info.source)
+            .bind(&as_of)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
         for symbol in &update.close {
             // A version opened on this very date is replaced, not closed into an empty interval.
             sqlx::query(
@@ -162,8 +178,7 @@ impl SymbolMasterRepository for SqliteStore {
             "INSERT INTO symbol_snapshots (source, as_of, loaded_at, securities, opened, closed) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, as_of) DO UPDATE SET \
              loaded_at = excluded.loaded_at, securities = excluded.securities, \
-             opened = symbol_snapshots.opened + excluded.opened, \
-             closed = symbol_snapshots.closed + excluded.closed",
+             opened = excluded.opened, closed = excluded.closed",
         )
         .bind(&info.source)
         .bind(&as_of)

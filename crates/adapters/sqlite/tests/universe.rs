@@ -33,7 +33,12 @@ fn record(symbol: &str, name: &str) -> SecurityRecord {
     }
 }
 
-fn update(as_of: NaiveDate, close: &[&str], open: Vec<SecurityRecord>) -> MasterUpdate {
+fn update(
+    as_of: NaiveDate,
+    close: &[&str],
+    open: Vec<SecurityRecord>,
+    replaces_day: bool,
+) -> MasterUpdate {
     MasterUpdate {
         info: SnapshotInfo {
             source: "nasdaq-trader".into(),
@@ -45,6 +50,7 @@ fn update(as_of: NaiveDate, close: &[&str], open: Vec<SecurityRecord>) -> Master
         },
         close: close.iter().map(|s| Symbol::new(s).unwrap()).collect(),
         open,
+        replaces_day,
     }
 }
 
@@ -57,6 +63,7 @@ async fn snapshots_close_and_open_rows_and_a_day_loaded_twice_keeps_one_version(
             day(1),
             &[],
             vec![record("AAPL", "Apple"), record("BRK.B", "Berkshire")],
+            false,
         ))
         .await
         .unwrap();
@@ -65,6 +72,7 @@ async fn snapshots_close_and_open_rows_and_a_day_loaded_twice_keeps_one_version(
             day(8),
             &["AAPL"],
             vec![record("AAPL", "Apple Inc.")],
+            false,
         ))
         .await
         .unwrap();
@@ -74,6 +82,7 @@ async fn snapshots_close_and_open_rows_and_a_day_loaded_twice_keeps_one_version(
             day(8),
             &["AAPL"],
             vec![record("AAPL", "Apple Inc. (again)")],
+            true,
         ))
         .await
         .unwrap();
@@ -107,7 +116,10 @@ async fn snapshots_close_and_open_rows_and_a_day_loaded_twice_keeps_one_version(
     let snapshots = store.snapshots().await.unwrap();
     assert_eq!(snapshots.len(), 2);
     assert_eq!(snapshots[1].as_of, day(8));
-    assert_eq!(snapshots[1].closed, 2, "both loads of day 8 counted");
+    assert_eq!(
+        snapshots[1].closed, 1,
+        "the second load of day 8 replaced the first"
+    );
 }
 
 fn entry(symbol: &str, rank: Option<u32>) -> UniverseEntry {

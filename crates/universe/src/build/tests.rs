@@ -16,7 +16,7 @@ use marketpipe_ports::{
 
 use crate::{
     FilterSpec, UniverseDeps, UniverseError, UniverseSelector, build_universe, diff_universes,
-    list_symbols, universe_csv, universe_of, update_symbols,
+    list_symbols, store_universe, universe_csv, universe_of, update_symbols,
 };
 
 #[derive(Debug, Default)]
@@ -45,12 +45,22 @@ impl SymbolMasterRepository for MemStore {
     async fn apply_snapshot(&self, update: &MasterUpdate) -> Result<(), RepositoryError> {
         let mut rows = self.rows.lock().unwrap();
         let as_of = update.info.as_of;
-        for symbol in &update.close {
-            rows.retain(|r| {
-                !(r.record.symbol == *symbol && r.valid_to.is_none() && r.valid_from >= as_of)
-            });
+        let source = &update.info.source;
+        if update.replaces_day {
+            rows.retain(|r| !(r.source == *source && r.valid_from == as_of));
             for r in rows.iter_mut() {
-                if r.record.symbol == *symbol && r.valid_to.is_none() {
+                if r.source == *source && r.valid_to == Some(as_of) {
+                    r.valid_to = None;
+                }
+            }
+            self.snapshots
+                .lock()
+                .unwrap()
+                .retain(|s| !(s.source == *source && s.as_of == as_of));
+        }
+        for symbol in &update.close {
+            for r in rows.iter_mut() {
+                if r.source == *source && r.record.symbol == *symbol && r.valid_to.is_none() {
                     r.valid_to = Some(as_of);
                 }
             }
@@ -181,6 +191,10 @@ impl SymbolMasterSource for ListSource {
     fn name(&self) -> &'static str {
         "nasdaq-trader"
     }
+    // Dated by the tests at will: a source that can list any past day.
+    fn point_in_time(&self) -> bool {
+        true
+    }
     async fn list_securities(
         &self,
         _as_of: Option<NaiveDate>,
@@ -247,6 +261,44 @@ fn symbols(rows: &[MasterRow]) -> Vec<&str> {
     rows.iter().map(|r| r.record.symbol.as_str()).collect()
 }
 
+#[derive(Debug)]
+struct TodayOnly;
+
+#[async_trait]
+impl SymbolMasterSource for TodayOnly {
+    fn name(&self) -> &'static str {
+        "alpaca"
+    }
+    async fn list_securities(
+        &self,
+        _as_of: Option<NaiveDate>,
+    ) -> Result<MasterSnapshot, ProviderError> {
+        Ok(MasterSnapshot {
+            source: "alpaca".into(),
+            created_on: None,
+            securities: vec![record("AAPL", "Apple", Exchange::Nasdaq)],
+            skipped: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_source_of_today_only_is_dated_today_and_never_earlier() {
+    let store = Arc::new(MemStore::default());
+    let deps = deps(&store);
+    let err = update_symbols(&deps, &TodayOnly, Some(day(1)), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UniverseError::BeforeTheList { .. }) && err.is_bad_input(),
+        "{err}"
+    );
+    let report = update_symbols(&deps, &TodayOnly, None, false)
+        .await
+        .unwrap();
+    assert_eq!(report.as_of, day(21), "today's New York date on the clock");
+}
+
 #[tokio::test]
 async fn snapshots_open_and_close_rows_so_each_date_lists_its_own_set() {
     let store = Arc::new(MemStore::default());
@@ -304,6 +356,7 @@ async fn snapshots_open_and_close_rows_so_each_date_lists_its_own_set() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one candidate list, each filter's exclusion in turn
 async fn each_filter_excludes_with_a_reason_and_the_top_n_are_ranked() {
     let store = Arc::new(MemStore::default());
     let deps = deps(&store);
@@ -337,6 +390,7 @@ async fn each_filter_excludes_with_a_reason_and_the_top_n_are_ranked() {
     let universe = build_universe(&deps, &spec, filters, Some(day(28)), None)
         .await
         .unwrap();
+    store_universe(&deps, &universe).await.unwrap();
     let members = universe.member_symbols();
     assert_eq!(
         members.iter().map(Symbol::as_str).collect::<Vec<_>>(),
@@ -371,9 +425,10 @@ async fn each_filter_excludes_with_a_reason_and_the_top_n_are_ranked() {
     // A later universe without the cut: AAA comes in; then the diff says so.
     let wider = "config_version: 1\nprice: {min: 5}\nexclude: [BBB]\n";
     let spec = FilterSpec::from_yaml(wider).unwrap();
-    build_universe(&deps, &spec, wider, Some(day(29)), Some("wide".into()))
+    let wide = build_universe(&deps, &spec, wider, Some(day(29)), Some("wide".into()))
         .await
         .unwrap();
+    store_universe(&deps, &wide).await.unwrap();
     let diff = diff_universes(
         &deps,
         UniverseSelector::Date(day(28)),
@@ -382,7 +437,11 @@ async fn each_filter_excludes_with_a_reason_and_the_top_n_are_ranked() {
     .await
     .unwrap();
     let added: Vec<&str> = diff.added.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(added, ["AAA", "DDD", "QQQ"]);
+    assert_eq!(
+        added,
+        ["AAA", "DDD", "EEE", "QQQ"],
+        "EEE ranks last, without 20 sessions"
+    );
     assert_eq!(diff.removed.len(), 2);
     assert_eq!(diff.removed[0].1.filter, "exclude");
     assert_eq!(diff.removed[1].0.as_str(), "FFF");
@@ -402,4 +461,228 @@ async fn each_filter_excludes_with_a_reason_and_the_top_n_are_ranked() {
         Some(UniverseSelector::Date(day(28)))
     );
     assert_eq!(UniverseSelector::parse("yesterday"), None);
+}
+
+#[derive(Debug)]
+struct NamedSource(&'static str, Vec<SecurityRecord>);
+
+#[async_trait]
+impl SymbolMasterSource for NamedSource {
+    fn name(&self) -> &str {
+        self.0
+    }
+    fn point_in_time(&self) -> bool {
+        true
+    }
+    async fn list_securities(
+        &self,
+        _as_of: Option<NaiveDate>,
+    ) -> Result<MasterSnapshot, ProviderError> {
+        Ok(MasterSnapshot {
+            source: self.0.into(),
+            created_on: None,
+            securities: self.1.clone(),
+            skipped: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_day_loaded_again_replaces_its_load_and_the_primary_source_decides_existence() {
+    let store = Arc::new(MemStore::default());
+    let deps = deps(&store);
+    let nasdaq = |symbols: &[&str]| {
+        ListSource(
+            symbols
+                .iter()
+                .map(|s| record(s, s, Exchange::Nasdaq))
+                .collect(),
+        )
+    };
+    update_symbols(&deps, &nasdaq(&["AAA", "BBB"]), Some(day(1)), false)
+        .await
+        .unwrap();
+    update_symbols(&deps, &nasdaq(&["AAA"]), Some(day(8)), false)
+        .await
+        .unwrap();
+    // Day 8 again, with BBB back: as if the first load of day 8 never happened.
+    let again = update_symbols(&deps, &nasdaq(&["AAA", "BBB"]), Some(day(8)), false)
+        .await
+        .unwrap();
+    assert!(again.replaced_day);
+    assert!(
+        again.added.is_empty() && again.removed.is_empty(),
+        "{again:?}"
+    );
+    let bbb = store.history(Symbol::new("BBB").unwrap()).await.unwrap();
+    assert_eq!(bbb.len(), 1, "one unbroken row: {bbb:?}");
+    assert_eq!(bbb[0].valid_to, None);
+
+    // Another source knows CCC, and still lists BBB after the primary drops it.
+    let mut polygon_aaa = record("AAA", "AAA", Exchange::Nasdaq);
+    polygon_aaa.market_cap = Some(2e9);
+    polygon_aaa.financial_status = None;
+    let polygon = NamedSource(
+        "polygon",
+        vec![
+            polygon_aaa,
+            record("BBB", "BBB", Exchange::Nasdaq),
+            record("CCC", "CCC", Exchange::Nasdaq),
+        ],
+    );
+    update_symbols(&deps, &polygon, Some(day(8)), false)
+        .await
+        .unwrap();
+    update_symbols(&deps, &nasdaq(&["AAA"]), Some(day(15)), false)
+        .await
+        .unwrap();
+    let text = "config_version: 1\nmarket_cap: {min: 1}\nsort_by: market_cap\n";
+    let spec = FilterSpec::from_yaml(text).unwrap();
+    let universe = build_universe(&deps, &spec, text, Some(day(15)), None)
+        .await
+        .unwrap();
+    let candidates: Vec<&str> = universe.entries.iter().map(|e| e.symbol.as_str()).collect();
+    assert_eq!(
+        candidates,
+        ["AAA"],
+        "nasdaq-trader says which exist on day 15"
+    );
+    assert_eq!(
+        universe.entries[0].market_cap,
+        Some(2e9),
+        "merged from polygon"
+    );
+
+    // A Polygon load without the market cap keeps it.
+    let polygon_again = NamedSource("polygon", vec![record("AAA", "AAA", Exchange::Nasdaq)]);
+    let report = update_symbols(&deps, &polygon_again, Some(day(16)), false)
+        .await
+        .unwrap();
+    let aaa = store.history(Symbol::new("AAA").unwrap()).await.unwrap();
+    let current = aaa
+        .iter()
+        .find(|r| r.source == "polygon" && r.valid_to.is_none())
+        .unwrap();
+    assert_eq!(current.record.market_cap, Some(2e9), "{report:?}");
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one master, each missing-data rule in turn
+async fn stale_prices_missing_sessions_unknown_statuses_and_includes_beyond_the_cut() {
+    let store = Arc::new(MemStore::default());
+    let deps = deps(&store);
+    let mut unknown = record("UNK", "Unknown status", Exchange::Nasdaq);
+    unknown.financial_status = None;
+    let source = ListSource(vec![
+        record("AAA", "A", Exchange::Nasdaq),
+        record("OLD", "Old", Exchange::Nyse),
+        unknown,
+        record("XXX", "X", Exchange::Nyse),
+        record("YYY", "Y", Exchange::Nyse),
+    ]);
+    update_symbols(
+        &deps,
+        &source,
+        Some(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap()),
+        false,
+    )
+    .await
+    .unwrap();
+    sessions(&store, "AAA", 10.0, 1_000, 20);
+    sessions(&store, "UNK", 10.0, 1_000, 20);
+    // OLD's bars end five weeks before the as-of date.
+    let price = Price::from_f64(9.0).unwrap();
+    store.summaries.lock().unwrap().push(DailySummary {
+        symbol: Symbol::new("OLD").unwrap(),
+        date: NaiveDate::from_ymd_opt(2024, 2, 20).unwrap(),
+        open: price,
+        high: price,
+        low: price,
+        close: price,
+        volume: 5,
+        vwap: Some(price),
+        bar_count: 390,
+        trade_count: None,
+    });
+    let text = "config_version: 1\nprice: {min: 1}\nfinancial_status: [normal]\n\
+                include: [XXX, YYY]\nmax_symbols: 1\n";
+    let spec = FilterSpec::from_yaml(text).unwrap();
+    let universe = build_universe(&deps, &spec, text, Some(day(28)), None)
+        .await
+        .unwrap();
+    let members: Vec<&str> = universe.members().map(|e| e.symbol.as_str()).collect();
+    assert_eq!(
+        members,
+        ["XXX", "YYY"],
+        "included symbols stay even beyond max_symbols"
+    );
+    let why = |s: &str| {
+        let e = universe
+            .entries
+            .iter()
+            .find(|e| e.symbol.as_str() == s)
+            .unwrap();
+        e.excluded.clone().unwrap()
+    };
+    assert_eq!(why("OLD").filter, "price");
+    assert!(why("OLD").reason.contains("2024-02-20"), "{:?}", why("OLD"));
+    assert_eq!(why("UNK").filter, "financial_status");
+    assert_eq!(why("AAA").filter, "max_symbols");
+    // XXX has bars on the last 21 sessions but 2024-03-27: not every one of the last 20.
+    let range = DateRange::new(NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), day(28)).unwrap();
+    let all = marketpipe_domain::TradingCalendar::xnys()
+        .sessions(range)
+        .unwrap();
+    let gap: Vec<DailySummary> = all[all.len() - 21..]
+        .iter()
+        .filter(|s| s.date != day(27))
+        .map(|s| DailySummary {
+            symbol: Symbol::new("XXX").unwrap(),
+            date: s.date,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 5,
+            vwap: Some(price),
+            bar_count: 390,
+            trade_count: None,
+        })
+        .collect();
+    assert_eq!(gap.len(), 20);
+    store.summaries.lock().unwrap().extend(gap);
+    let text = "config_version: 1\navg_volume: {min: 1, sessions: 20}\n";
+    let spec = FilterSpec::from_yaml(text).unwrap();
+    let universe = build_universe(&deps, &spec, text, Some(day(28)), None)
+        .await
+        .unwrap();
+    let xxx = universe
+        .entries
+        .iter()
+        .find(|e| e.symbol.as_str() == "XXX")
+        .unwrap();
+    assert_eq!(
+        xxx.excluded.as_ref().unwrap().filter,
+        "avg_volume",
+        "{xxx:?}"
+    );
+    assert!(
+        xxx.excluded
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("the lake has 19"),
+        "{xxx:?}"
+    );
+    let text = "config_version: 1\navg_volume: {min: 1, sessions: 5}\n";
+    let spec = FilterSpec::from_yaml(text).unwrap();
+    let universe = build_universe(&deps, &spec, text, Some(day(28)), None)
+        .await
+        .unwrap();
+    let members: Vec<&str> = universe.members().map(|e| e.symbol.as_str()).collect();
+    assert_eq!(
+        members,
+        ["AAA", "UNK"],
+        "XXX lacks 2024-03-27, one of the last 5"
+    );
 }
