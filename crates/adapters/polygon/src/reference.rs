@@ -23,7 +23,7 @@ use marketpipe_provider_kit::{
 use serde::Deserialize;
 use url::Url;
 
-use crate::{CREDENTIAL_VARIABLES, DEFAULT_BASE_URL, FREE_RATE_LIMIT, NAME, api_key, classify};
+use crate::{CREDENTIAL_VARIABLES, DEFAULT_BASE_URL, FREE_RATE_LIMIT, NAME, api_key};
 
 /// Tickers per page (the documented maximum).
 const PAGE_LIMIT: &str = "1000";
@@ -74,6 +74,21 @@ struct WireDetails {
 #[derive(Debug, Deserialize)]
 struct WireDetailsPage {
     results: WireDetails,
+}
+
+/// The bars adapter's error mapping, but a 404 names the reference endpoints.
+fn classify(status: u16, body: &[u8]) -> Option<ProviderError> {
+    if status == 404 {
+        return Some(ProviderError::NotFound {
+            provider: NAME.into(),
+            what: format!(
+                "a reference endpoint /v3/reference/tickers (HTTP 404: {}); check the base URL \
+                 ({DEFAULT_BASE_URL} or MP_POLYGON_BASE_URL), or the ticker",
+                marketpipe_provider_kit::error_text(body)
+            ),
+        });
+    }
+    crate::classify(status, body)
 }
 
 /// Polygon's reference tickers as a symbol-master source.
