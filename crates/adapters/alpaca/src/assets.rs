@@ -12,13 +12,10 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use marketpipe_domain::{AssetType, Exchange, SecurityRecord, SecuritySymbol, SymbolConvention};
 use marketpipe_ports::{MasterSnapshot, ProviderError, SkippedListing, SymbolMasterSource};
-use marketpipe_provider_kit::{
-    Env, HttpClient, HttpClientConfig, ProviderSettings, Secret, SetupError, error_text,
-    resolve_base_url,
-};
+use marketpipe_provider_kit::{Env, HttpClient, ProviderSettings, Secret, SetupError, error_text};
 use serde::Deserialize;
 
-use crate::{CREDENTIAL_VARIABLES, FREE_RATE_LIMIT, NAME, credentials};
+use crate::{CREDENTIAL_VARIABLES, NAME};
 
 /// The Trading API host of paper accounts (the asset list is the same on the live host).
 pub const TRADING_BASE_URL: &str = "https://paper-api.alpaca.markets";
@@ -54,20 +51,15 @@ impl AlpacaAssets {
     /// The key pair as for bars ([`CREDENTIAL_VARIABLES`]); the host from
     /// `MP_ALPACA_TRADING_BASE_URL`, else [`TRADING_BASE_URL`].
     pub fn new(settings: &ProviderSettings, env: &dyn Env) -> Result<Self, SetupError> {
-        let (key_id, secret_key) =
-            credentials(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
-                provider: NAME.into(),
-                variables: CREDENTIAL_VARIABLES.into(),
-            })?;
+        // The configured base URL is the market-data host's; the Trading API has its own.
         let trading = ProviderSettings {
             base_url: None,
             ..settings.clone()
         };
-        let base_url = resolve_base_url(TRADING, &trading, TRADING_BASE_URL, env)?;
-        let config =
-            HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
+        let (client, key_id, secret_key) =
+            crate::connect(settings, env, TRADING, &trading, TRADING_BASE_URL)?;
         Ok(Self {
-            client: HttpClient::new(config)?,
+            client,
             key_id,
             secret_key,
         })

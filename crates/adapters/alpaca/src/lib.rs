@@ -108,6 +108,26 @@ fn credentials(
     Ok(key_id.zip(secret_key))
 }
 
+/// The key pair (a missing one is [`SetupError::MissingCredentials`] naming the variables to
+/// set), the base URL resolved as `url_name` from `url_settings` (`MP_<URL_NAME>_BASE_URL`,
+/// else `default_url`), and the HTTP client with the settings' rate limit and retries.
+fn connect(
+    settings: &ProviderSettings,
+    env: &dyn Env,
+    url_name: &str,
+    url_settings: &ProviderSettings,
+    default_url: &str,
+) -> Result<(HttpClient, Secret, Secret), SetupError> {
+    let (key_id, secret_key) =
+        credentials(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
+            provider: NAME.into(),
+            variables: CREDENTIAL_VARIABLES.into(),
+        })?;
+    let base_url = resolve_base_url(url_name, url_settings, default_url, env)?;
+    let config = HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
+    Ok((HttpClient::new(config)?, key_id, secret_key))
+}
+
 /// Whether both credentials can be resolved from `settings` and `env`.
 pub fn credentials_present(settings: &ProviderSettings, env: &dyn Env) -> bool {
     matches!(credentials(settings, env), Ok(Some(_)))
@@ -126,16 +146,10 @@ impl AlpacaProvider {
     /// Resolves credentials and the base URL and builds the HTTP client. Missing
     /// credentials are [`SetupError::MissingCredentials`] naming the variables to set.
     pub fn new(settings: &ProviderSettings, env: &dyn Env) -> Result<Self, SetupError> {
-        let (key_id, secret_key) =
-            credentials(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
-                provider: NAME.into(),
-                variables: CREDENTIAL_VARIABLES.into(),
-            })?;
-        let base_url = resolve_base_url(NAME, settings, DEFAULT_BASE_URL, env)?;
-        let config =
-            HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
+        let (client, key_id, secret_key) =
+            connect(settings, env, NAME, settings, DEFAULT_BASE_URL)?;
         Ok(Self {
-            client: HttpClient::new(config)?,
+            client,
             key_id,
             secret_key,
         })

@@ -100,6 +100,22 @@ fn api_key(settings: &ProviderSettings, env: &dyn Env) -> Result<Option<Secret>,
     resolve_secret(NAME, settings, "api_key", &KEY_VARS, env)
 }
 
+/// The key (as the `Authorization` header's `Bearer <key>`), the base URL and the HTTP client
+/// every Polygon endpoint uses; a missing key is [`SetupError::MissingCredentials`] naming
+/// the variables to set.
+fn connect(settings: &ProviderSettings, env: &dyn Env) -> Result<(HttpClient, Secret), SetupError> {
+    let key = api_key(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
+        provider: NAME.into(),
+        variables: CREDENTIAL_VARIABLES.into(),
+    })?;
+    let base_url = resolve_base_url(NAME, settings, DEFAULT_BASE_URL, env)?;
+    let config = HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
+    Ok((
+        HttpClient::new(config)?,
+        Secret::new(format!("Bearer {}", key.expose())),
+    ))
+}
+
 /// Whether the key can be resolved from `settings` and `env`.
 pub fn credentials_present(settings: &ProviderSettings, env: &dyn Env) -> bool {
     matches!(api_key(settings, env), Ok(Some(_)))
@@ -118,17 +134,8 @@ impl PolygonProvider {
     /// Resolves the key and the base URL and builds the HTTP client. A missing key is
     /// [`SetupError::MissingCredentials`] naming the variables to set.
     pub fn new(settings: &ProviderSettings, env: &dyn Env) -> Result<Self, SetupError> {
-        let key = api_key(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
-            provider: NAME.into(),
-            variables: CREDENTIAL_VARIABLES.into(),
-        })?;
-        let base_url = resolve_base_url(NAME, settings, DEFAULT_BASE_URL, env)?;
-        let config =
-            HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
-        Ok(Self {
-            client: HttpClient::new(config)?,
-            bearer: Secret::new(format!("Bearer {}", key.expose())),
-        })
+        let (client, bearer) = connect(settings, env)?;
+        Ok(Self { client, bearer })
     }
 
     /// The transport's cumulative metrics.

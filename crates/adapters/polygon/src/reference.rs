@@ -17,13 +17,11 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use marketpipe_domain::{AssetType, Exchange, SecurityRecord, SecuritySymbol, SymbolConvention};
 use marketpipe_ports::{MasterSnapshot, ProviderError, SkippedListing, SymbolMasterSource};
-use marketpipe_provider_kit::{
-    Env, HttpClient, HttpClientConfig, ProviderSettings, Secret, SetupError, resolve_base_url,
-};
+use marketpipe_provider_kit::{Env, HttpClient, ProviderSettings, Secret, SetupError};
 use serde::Deserialize;
 use url::Url;
 
-use crate::{CREDENTIAL_VARIABLES, DEFAULT_BASE_URL, FREE_RATE_LIMIT, NAME, api_key};
+use crate::{CREDENTIAL_VARIABLES, DEFAULT_BASE_URL, NAME};
 
 /// Tickers per page (the documented maximum).
 const PAGE_LIMIT: &str = "1000";
@@ -107,16 +105,10 @@ impl PolygonTickers {
         env: &dyn Env,
         details: bool,
     ) -> Result<Self, SetupError> {
-        let key = api_key(settings, env)?.ok_or_else(|| SetupError::MissingCredentials {
-            provider: NAME.into(),
-            variables: CREDENTIAL_VARIABLES.into(),
-        })?;
-        let base_url = resolve_base_url(NAME, settings, DEFAULT_BASE_URL, env)?;
-        let config =
-            HttpClientConfig::from_settings(NAME, base_url, Some(FREE_RATE_LIMIT), settings);
+        let (client, bearer) = crate::connect(settings, env)?;
         Ok(Self {
-            client: HttpClient::new(config)?,
-            bearer: Secret::new(format!("Bearer {}", key.expose())),
+            client,
+            bearer,
             details,
         })
     }

@@ -73,27 +73,7 @@ impl WireFormat for Polygon {
     }
 
     fn authenticate(&self, core: &Core, incoming: &RequestInfo) -> Result<String, Reply> {
-        let bearer = incoming.header("authorization").and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        let candidates: Vec<&str> = bearer.into_iter().chain(incoming.param("apiKey")).collect();
-        if let Some(key) = candidates
-            .iter()
-            .find(|c| self.keys.iter().any(|k| k == *c))
-        {
-            return Ok((*key).to_owned());
-        }
-        let error = if candidates.iter().all(|c| c.is_empty()) {
-            "API Key was not provided"
-        } else {
-            "Unknown API Key"
-        };
-        Err(Reply::new(
-            401,
-            POLYGON_JSON,
-            polygon_error_body(&core.request_id(), error),
-        ))
+        polygon_key(&self.keys, core, incoming)
     }
 
     fn sends_rate_headers(&self) -> bool {
@@ -135,6 +115,34 @@ impl WireFormat for Polygon {
             None => Reply::new(404, super::server::TEXT_PLAIN, "Not Found"),
         }
     }
+}
+
+/// The request's Polygon key (an `Authorization: Bearer` header or `apiKey=`) when it is one
+/// of `keys`, else Polygon's 401 (no key, or an unknown one). Every Polygon endpoint checks it
+/// so.
+pub(super) fn polygon_key(
+    keys: &[String],
+    core: &Core,
+    incoming: &RequestInfo,
+) -> Result<String, Reply> {
+    let bearer = incoming.header("authorization").and_then(|value| {
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    let candidates: Vec<&str> = bearer.into_iter().chain(incoming.param("apiKey")).collect();
+    if let Some(key) = candidates.iter().find(|c| keys.iter().any(|k| k == *c)) {
+        return Ok((*key).to_owned());
+    }
+    let error = if candidates.iter().all(|c| c.is_empty()) {
+        "API Key was not provided"
+    } else {
+        "Unknown API Key"
+    };
+    Err(Reply::new(
+        401,
+        POLYGON_JSON,
+        polygon_error_body(&core.request_id(), error),
+    ))
 }
 
 fn polygon_error_body(request_id: &str, error: &str) -> String {

@@ -211,27 +211,7 @@ impl WireFormat for PolygonReference {
     }
 
     fn authenticate(&self, core: &Core, incoming: &RequestInfo) -> Result<String, Reply> {
-        let bearer = incoming.header("authorization").and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        let candidates: Vec<&str> = bearer.into_iter().chain(incoming.param("apiKey")).collect();
-        if let Some(key) = candidates
-            .iter()
-            .find(|c| self.keys.iter().any(|k| k == *c))
-        {
-            return Ok((*key).to_owned());
-        }
-        let error = if candidates.iter().all(|c| c.is_empty()) {
-            "API Key was not provided"
-        } else {
-            "Unknown API Key"
-        };
-        Err(Reply::new(
-            401,
-            JSON,
-            error_body(core, "ERROR", "error", error),
-        ))
+        super::polygon::polygon_key(&self.keys, core, incoming)
     }
 
     fn sends_rate_headers(&self) -> bool {
