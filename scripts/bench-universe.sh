@@ -33,13 +33,13 @@ mkdir -p "$work/symdir"
 {
   echo "Symbol|Security Name|Market Category|Test Issue|Financial Status|Round Lot Size|ETF|NextShares"
   for i in $(seq 1 500); do printf 'SYM%03d|Sym %03d Inc. - Common Stock|Q|N|N|100|N|N\n' "$i" "$i"; done
-  echo "File Creation Time: 1231202418:00|||||||"
+  echo "File Creation Time: 0102202418:00|||||||"
 } >"$work/symdir/nasdaqlisted.txt"
 {
   echo "ACT Symbol|Security Name|Exchange|CQS Symbol|ETF|Round Lot Size|Test Issue|NASDAQ Symbol"
-  echo "File Creation Time: 1231202418:00||||||"
+  echo "File Creation Time: 0102202418:00||||||"
 } >"$work/symdir/otherlisted.txt"
-timed "symbols update (500 securities)" "$mp" -q --data-dir "$data" symbols update --source nasdaq-trader --from "$work/symdir" --as-of 2024-01-02
+timed "symbols update (500 securities)" "$mp" -q --data-dir "$data" symbols update --source nasdaq-trader --from "$work/symdir"
 cat >"$work/filters.yml" <<'YAML'
 config_version: 1
 name: bench
