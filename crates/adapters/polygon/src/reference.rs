@@ -21,7 +21,7 @@ use marketpipe_provider_kit::{Env, HttpClient, ProviderSettings, Secret, SetupEr
 use serde::Deserialize;
 use url::Url;
 
-use crate::{CREDENTIAL_VARIABLES, DEFAULT_BASE_URL, NAME};
+use crate::{DEFAULT_BASE_URL, NAME};
 
 /// Tickers per page (the documented maximum).
 const PAGE_LIMIT: &str = "1000";
@@ -98,7 +98,7 @@ pub struct PolygonTickers {
 }
 
 impl PolygonTickers {
-    /// The key and base URL as for bars ([`CREDENTIAL_VARIABLES`], `MP_POLYGON_BASE_URL`);
+    /// The key and base URL as for bars ([`crate::CREDENTIAL_VARIABLES`], `MP_POLYGON_BASE_URL`);
     /// `details` asks each ticker's overview for market cap and SIC code.
     pub fn new(
         settings: &ProviderSettings,
