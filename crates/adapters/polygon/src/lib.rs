@@ -199,12 +199,7 @@ impl PolygonProvider {
         let next = Url::parse(&cursor.0)
             .or_else(|_| base.join(&cursor.0))
             .map_err(|_| bad("not a URL"))?;
-        let prefix = base.path().trim_end_matches('/');
-        let path = next.path();
-        let path = path
-            .strip_prefix(prefix)
-            .filter(|p| p.starts_with('/'))
-            .unwrap_or(path);
+        let path = path_below_base(base, &next);
         let mut segments = path.trim_start_matches('/').split('/');
         if segments.next() != Some("v2")
             || segments.next() != Some("aggs")
@@ -215,26 +210,43 @@ impl PolygonProvider {
         if segments.next() != Some(symbol.as_str()) {
             return Err(bad(&format!("not a page of {symbol}")));
         }
-        let mut url = base.clone();
-        url.set_path(&format!("{prefix}{path}"));
-        let has_key = next
-            .query_pairs()
-            .any(|(k, _)| k.eq_ignore_ascii_case("apikey"));
-        if has_key {
-            let pairs: Vec<(String, String)> = next
-                .query_pairs()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("apikey"))
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            url.set_query(None);
-            if !pairs.is_empty() {
-                url.query_pairs_mut().extend_pairs(pairs);
-            }
-        } else {
-            url.set_query(next.query());
-        }
-        Ok(url)
+        Ok(on_base(base, path, &next))
     }
+}
+
+/// `next`'s path without the configured base URL's path prefix, when it has it (a server
+/// names its public host; a proxy or the simulator has a prefix of its own).
+fn path_below_base<'a>(base: &Url, next: &'a Url) -> &'a str {
+    let prefix = base.path().trim_end_matches('/');
+    let path = next.path();
+    path.strip_prefix(prefix)
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path)
+}
+
+/// `path` and `next`'s query on the configured base URL, without any `apiKey` (the key goes
+/// in the header only); a query without one is kept byte for byte (opaque cursors).
+fn on_base(base: &Url, path: &str, next: &Url) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    let has_key = next
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("apikey"));
+    if has_key {
+        let pairs: Vec<(String, String)> = next
+            .query_pairs()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("apikey"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+    } else {
+        url.set_query(next.query());
+    }
+    url
 }
 
 /// Polygon's error bodies (`{"status":"ERROR","error":…}`, `{"status":"NOT_AUTHORIZED",

@@ -124,24 +124,11 @@ impl PolygonTickers {
                 source: None,
             }
         })?;
-        let mut url = base.clone();
-        let prefix = base.path().trim_end_matches('/');
-        let path = next.path();
-        let path = path
-            .strip_prefix(prefix)
-            .filter(|p| p.starts_with('/'))
-            .unwrap_or(path);
-        url.set_path(&format!("{prefix}{path}"));
-        let pairs: Vec<(String, String)> = next
-            .query_pairs()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("apikey"))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        url.set_query(None);
-        if !pairs.is_empty() {
-            url.query_pairs_mut().extend_pairs(pairs);
-        }
-        Ok(url)
+        Ok(crate::on_base(
+            base,
+            crate::path_below_base(base, &next),
+            &next,
+        ))
     }
 
     async fn details_of(
